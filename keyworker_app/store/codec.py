@@ -1,0 +1,96 @@
+"""Turning records into table rows and back, driven by each dataclass's type hints."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import json
+import types
+import typing
+from datetime import date, datetime
+from typing import Any, Callable, Mapping
+
+from ..records import Record
+
+Encoder = Callable[[Any], Any]
+Decoder = Callable[[Any], Any]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready form of a value inside a tuple or mapping field."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _codec_for(hint: Any) -> tuple[Encoder, Decoder]:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = next(a for a in args if a is not type(None))
+        enc, dec = _codec_for(inner)
+        return (lambda v: None if v is None else enc(v)), (lambda v: None if v is None else dec(v))
+    if hint is bool:
+        return (lambda v: 1 if v else 0), (lambda v: bool(v))
+    if hint in (int, float, str, bytes):
+        return (lambda v: v), (lambda v, t=hint: t(v))
+    if hint is date:
+        return (lambda v: v.isoformat()), date.fromisoformat
+    if hint is datetime:
+        return (lambda v: v.isoformat()), datetime.fromisoformat
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return (lambda v: v.value), hint
+    if origin in (tuple, Mapping, dict) or origin is typing.get_origin(Mapping[str, Any]):
+        def encode(v: Any) -> str:
+            return json.dumps(_plain(v), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        # The field itself comes back as its declared kind (tuple or mapping); what is inside
+        # comes back as JSON gives it, which is what forms and the sync projection expect.
+        if origin is tuple:
+            return encode, (lambda v: tuple(json.loads(v)))
+        return encode, json.loads
+    raise TypeError(f"no column codec for {hint!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordCodec:
+    """Column names and per-column converters for one record type."""
+
+    record_type: type[Record]
+    columns: tuple[str, ...]
+    encoders: tuple[Encoder, ...]
+    decoders: tuple[Decoder, ...]
+
+    def to_row(self, record: Record) -> tuple[Any, ...]:
+        return tuple(enc(getattr(record, col)) for col, enc in zip(self.columns, self.encoders))
+
+    def from_row(self, row: tuple[Any, ...]) -> Record:
+        values = {col: dec(v) for col, dec, v in zip(self.columns, self.decoders, row)}
+        return self.record_type(**values)
+
+    def to_plain(self, record: Record) -> dict[str, Any]:
+        """JSON-ready mapping of every field (exports and the sync projection use it)."""
+        return {col: _plain(getattr(record, col)) for col in self.columns if col != "content"}
+
+
+@functools.cache
+def codec_for(record_type: type[Record]) -> RecordCodec:
+    hints = typing.get_type_hints(record_type)
+    fields = dataclasses.fields(record_type)
+    pairs = [_codec_for(hints[f.name]) for f in fields]
+    return RecordCodec(
+        record_type=record_type,
+        columns=tuple(f.name for f in fields),
+        encoders=tuple(p[0] for p in pairs),
+        decoders=tuple(p[1] for p in pairs),
+    )
+
+
+def plain(value: Any) -> Any:
+    return _plain(value)

@@ -1,0 +1,277 @@
+"""The SQLCipher connection: opening with a raw key, settings, migrations, checks.
+
+One long-lived connection per profile. Every setting that decides how the file is
+encrypted is fixed when the profile is created, recorded with the profile, and checked at
+each open, so a library upgrade with other defaults can never silently misread the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+from ..errors import DamagedProfile, NewerDatabase, StoreClosed
+
+
+class Connection(Protocol):
+    """The DB-API subset both ``sqlite3`` and ``sqlcipher3`` connections provide."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+    def executemany(self, sql: str, parameters: Any, /) -> Any: ...
+    def executescript(self, sql: str, /) -> Any: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CipherSettings:
+    """SQLCipher 4 settings, recorded at creation and checked at every open."""
+
+    compatibility: int = 4
+    page_size: int = 4096
+    hmac_algorithm: str = "HMAC_SHA512"
+    kdf_algorithm: str = "PBKDF2_HMAC_SHA512"
+    plaintext_header_size: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> tuple[Migration, ...]:
+    """The numbered SQL files in ``store/migrations``, in order, with no gaps."""
+    found: list[Migration] = []
+    for entry in resources.files("keyworker_app.store.migrations").iterdir():
+        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.number)
+    for expected, migration in enumerate(found, start=1):
+        if migration.number != expected:
+            raise RuntimeError(f"migration {expected:04d} is missing")  # a packaging bug
+    return tuple(found)
+
+
+MIGRATIONS = load_migrations()
+SCHEMA_VERSION = MIGRATIONS[-1].number
+
+# 64 MB page cache: with SQLCipher every cache miss is a decrypt and an HMAC check, so a
+# caseload-sized cache is what brings reads near plain SQLite.
+CACHE_KIB = 64 * 1024
+
+
+def _is_not_a_database(exc: Exception) -> bool:
+    return "file is not a database" in str(exc) or "database disk image is malformed" in str(exc)
+
+
+class Database:
+    """One open store. Thread-safe: every use of the connection holds ``self.lock``.
+
+    ``connect_encrypted`` opens a SQLCipher file with a raw key; ``connect_plain`` opens
+    the same schema in plain SQLite (benchmarks use it as the baseline, nothing else).
+    """
+
+    def __init__(self, conn: Connection, path: Path, encrypted: bool) -> None:
+        self._conn: Connection | None = conn
+        self.path = path
+        self.encrypted = encrypted
+        self.lock = threading.RLock()
+        self._depth = 0
+
+    # --- opening --------------------------------------------------------------------
+
+    @classmethod
+    def connect_encrypted(
+        cls, path: Path, key: bytes, settings: CipherSettings, *, create: bool
+    ) -> Database:
+        import sqlcipher3  # type: ignore[import-untyped]
+
+        if create and path.exists():
+            raise FileExistsError(path)
+        if not create and not path.exists():
+            raise DamagedProfile("the database file is missing")
+        conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+            conn.execute(f"PRAGMA cipher_compatibility = {settings.compatibility}")
+            conn.execute(f"PRAGMA cipher_page_size = {settings.page_size}")
+            conn.execute(f"PRAGMA cipher_hmac_algorithm = {settings.hmac_algorithm}")
+            conn.execute(f"PRAGMA cipher_kdf_algorithm = {settings.kdf_algorithm}")
+            conn.execute(f"PRAGMA cipher_plaintext_header_size = {settings.plaintext_header_size}")
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlcipher3.DatabaseError as exc:
+                # The key came out of an authenticated wrap, so it is the right key:
+                # a file that will not decrypt with it is damaged or was replaced.
+                if _is_not_a_database(exc):
+                    raise DamagedProfile("the database does not decrypt with this profile's key") from None
+                raise
+            cls._check_settings(conn, settings)
+        except BaseException:
+            conn.close()
+            raise
+        db = cls(conn, path, encrypted=True)
+        db._configure()
+        return db
+
+    @classmethod
+    def connect_plain(cls, path: Path) -> Database:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        db = cls(conn, path, encrypted=False)
+        db._configure()
+        return db
+
+    @staticmethod
+    def _check_settings(conn: Any, settings: CipherSettings) -> None:
+        seen = {
+            "page_size": int(conn.execute("PRAGMA cipher_page_size").fetchone()[0]),
+            "hmac_algorithm": str(conn.execute("PRAGMA cipher_hmac_algorithm").fetchone()[0]),
+            "kdf_algorithm": str(conn.execute("PRAGMA cipher_kdf_algorithm").fetchone()[0]),
+        }
+        for name, value in seen.items():
+            if value != getattr(settings, name):
+                raise DamagedProfile(f"cipher setting {name} is {value}, the profile records "
+                                     f"{getattr(settings, name)}")
+
+    def _configure(self) -> None:
+        conn = self.conn
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a power cut after "saved" must never lose the save (DESIGN: never lose it).
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA secure_delete = ON")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 5000")
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            raise StoreClosed()
+        return self._conn
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    def close(self) -> None:
+        with self.lock:
+            if self._conn is not None:
+                # Fold the WAL back into the encrypted main file so nothing lingers beside it.
+                with contextlib.suppress(Exception):
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._conn.close()
+                self._conn = None
+
+    # --- transactions ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; nested uses join the outer transaction."""
+        with self.lock:
+            conn = self.conn
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield conn
+                finally:
+                    self._depth -= 1
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield conn
+            except BaseException:
+                self._depth = 0
+                conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Any = ()) -> list[Any]:
+        with self.lock:
+            return list(self.conn.execute(sql, params).fetchall())
+
+    def scalar(self, sql: str, params: Any = ()) -> Any:
+        with self.lock:
+            row = self.conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    # --- schema ---------------------------------------------------------------------
+
+    @property
+    def user_version(self) -> int:
+        return int(self.scalar("PRAGMA user_version"))
+
+    def migrate(self, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+        """Apply every migration newer than the file, each in one transaction.
+
+        A file from a newer app is refused before anything is touched.
+        """
+        supported = migrations[-1].number if migrations else 0
+        current = self.user_version
+        if current > supported:
+            raise NewerDatabase(found=current, supported=supported)
+        applied: list[int] = []
+        for migration in migrations:
+            if migration.number <= current:
+                continue
+            with self.lock:
+                conn = self.conn
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in split_sql(migration.sql):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {migration.number}")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            applied.append(migration.number)
+        return applied
+
+    # --- checks ---------------------------------------------------------------------
+
+    def integrity_problems(self) -> list[str]:
+        """Every problem SQLCipher and SQLite find, in plain words (empty when healthy)."""
+        problems: list[str] = []
+        with self.lock:
+            if self.encrypted:
+                # cipher_integrity_check returns one row per damaged page: read them all.
+                for (row,) in self.conn.execute("PRAGMA cipher_integrity_check").fetchall():
+                    problems.append(f"encrypted page check: {row}")
+            for (row,) in self.conn.execute("PRAGMA integrity_check").fetchall():
+                if row != "ok":
+                    problems.append(f"database structure: {row}")
+            for row in self.conn.execute("PRAGMA foreign_key_check").fetchall():
+                problems.append(f"record in {row[0]} points at a missing {row[2]}")
+        return problems
+
+
+def split_sql(script: str) -> list[str]:
+    """Statements of a migration file, honouring BEGIN … END trigger bodies and comments."""
+    statements: list[str] = []
+    buffer: list[str] = []
+    for line in script.splitlines():
+        stripped = line.strip()
+        if not buffer and (not stripped or stripped.startswith("--")):
+            continue
+        buffer.append(line)
+        candidate = "\n".join(buffer)
+        if stripped.endswith(";") and sqlite3.complete_statement(candidate):
+            statements.append(candidate)
+            buffer = []
+    if "".join(buffer).strip():
+        statements.append("\n".join(buffer))
+    return statements

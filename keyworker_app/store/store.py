@@ -1,0 +1,248 @@
+"""The open store: repositories per record type, search, outbox, audit and checks.
+
+Every change goes through :meth:`SqlRecordRepository.save` or ``delete``, which write the
+record, its outbox row and its audit entry in one transaction: a crash leaves all three or
+none.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Generic, Iterable, Mapping, TypeVar
+
+from ..errors import RecordNotFound, VersionConflict
+from ..records import (
+    RECORD_TYPES, Participant, Record, utcnow,
+)
+from ..repositories import next_version, participant_of
+from . import audit
+from .codec import codec_for
+from .database import Connection, Database
+
+R = TypeVar("R", bound=Record)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    seq: int
+    record_type: str
+    record_id: str
+    version: int
+    participant_id: str
+    op: str
+    created_at: str
+
+
+class SqlRecordRepository(Generic[R]):
+    """Records of one type in their own table; see :class:`RecordRepository`."""
+
+    def __init__(self, store: Store, record_type: type[R]) -> None:
+        self._store = store
+        self._db = store.db
+        self._type = record_type
+        self._codec = codec_for(record_type)
+        self.table = record_type.record_type
+        cols = self._codec.columns
+        self._select = f"SELECT {', '.join(cols)} FROM {self.table}"
+        self._insert = (f"INSERT INTO {self.table} ({', '.join(cols)}) "
+                        f"VALUES ({', '.join('?' for _ in cols)})")
+        self._update = (f"UPDATE {self.table} SET {', '.join(f'{c} = ?' for c in cols[1:])} "
+                        f"WHERE id = ? AND version = ?")
+        self._has_participant = "participant_id" in cols
+
+    def _decode(self, row: tuple[Any, ...]) -> R:
+        return self._codec.from_row(row)  # type: ignore[return-value]
+
+    def find(self, record_id: str) -> R | None:
+        rows = self._db.query(self._select + " WHERE id = ?", (record_id,))
+        return self._decode(rows[0]) if rows else None
+
+    def get(self, record_id: str) -> R:
+        record = self.find(record_id)
+        if record is None:
+            raise RecordNotFound()
+        return record
+
+    def for_participant(self, participant_id: str) -> list[R]:
+        column = "participant_id" if self._has_participant else "id"
+        rows = self._db.query(self._select + f" WHERE {column} = ? ORDER BY rowid",
+                              (participant_id,))
+        return [self._decode(r) for r in rows]
+
+    def all(self) -> list[R]:
+        return [self._decode(r) for r in self._db.query(self._select + " ORDER BY rowid")]
+
+    def count(self) -> int:
+        return int(self._db.scalar(f"SELECT count(*) FROM {self.table}"))
+
+    def save(self, record: R) -> R:
+        with self._db.transaction() as conn:
+            return self._save_in(conn, record)
+
+    def save_many(self, records: Iterable[R]) -> list[R]:
+        with self._db.transaction() as conn:
+            return [self._save_in(conn, r) for r in records]
+
+    def _save_in(self, conn: Connection, record: R) -> R:
+        if not isinstance(record, self._type):
+            raise TypeError(f"expected {self._type.__name__}")
+        row = conn.execute(self._select + " WHERE id = ?", (record.id,)).fetchone()
+        if row is None and conn.execute(
+            "SELECT 1 FROM tombstone WHERE record_type = ? AND record_id = ?", (self.table, record.id)
+        ).fetchone():
+            raise RecordNotFound()
+        old = None if row is None else self._decode(row)
+        stored = next_version(record, None if old is None else old.version)
+        values = self._codec.to_row(stored)
+        if old is None:
+            conn.execute(self._insert, values)
+            action, detail = "create", {}
+        else:
+            cursor = conn.execute(self._update, values[1:] + (stored.id, old.version))
+            if cursor.rowcount != 1:
+                raise VersionConflict()
+            changed = [c for c, a, b in zip(self._codec.columns, self._codec.to_row(old), values)
+                       if a != b and c not in ("version", "updated_at")]
+            action, detail = "edit", {"fields": changed}
+        pid = participant_of(stored)
+        self._store._enqueue(conn, self.table, stored.id, stored.version, pid, "upsert")
+        audit.append(conn, self._store.actor, action, self.table, stored.id, pid, detail)
+        return stored
+
+    def delete(self, record_id: str, reason: str) -> None:
+        with self._db.transaction() as conn:
+            row = conn.execute(self._select + " WHERE id = ?", (record_id,)).fetchone()
+            if row is None:
+                raise RecordNotFound()
+            record = self._decode(row)
+            pid = participant_of(record)
+            conn.execute(f"DELETE FROM {self.table} WHERE id = ?", (record_id,))
+            conn.execute(
+                "INSERT INTO tombstone (record_type, record_id, version, participant_id, deleted_at, reason)"
+                " VALUES (?,?,?,?,?,?)",
+                (self.table, record_id, record.version + 1, pid, utcnow().isoformat(), reason),
+            )
+            self._store._enqueue(conn, self.table, record_id, record.version + 1, pid, "delete")
+            audit.append(conn, self._store.actor, "delete", self.table, record_id, pid,
+                         {"reason_given": bool(reason)})
+
+
+class ParticipantRepository(SqlRecordRepository[Participant]):
+    """Participants, with full-text search over names, NI number, postcode and id."""
+
+    def search(self, text: str, limit: int = 200) -> list[Participant]:
+        query = fts_query(text)
+        if not query:
+            rows = self._db.query(self._select + " ORDER BY family_name COLLATE NOCASE,"
+                                  " given_name COLLATE NOCASE LIMIT ?", (limit,))
+        else:
+            cols = ", ".join(f"p.{c}" for c in self._codec.columns)
+            rows = self._db.query(
+                f"SELECT {cols} FROM participant_search s JOIN participant p ON p.rowid = s.rowid"
+                " WHERE participant_search MATCH ? ORDER BY s.rank LIMIT ?",
+                (query, limit),
+            )
+        return [self._decode(r) for r in rows]
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 query matching every word typed as a prefix.
+
+    Typed identifiers are often spaced ("AB 12 34 56 C"); the words run together are
+    tried as one token too, so both spellings find the same person.
+    """
+    words = re.findall(r"\w+", text)
+    if not words:
+        return ""
+    terms = " ".join(f'"{w}"*' for w in words)
+    if len(words) > 1 and any(ch.isdigit() for ch in text):
+        return f'({terms}) OR "{"".join(words)}"*'
+    return terms
+
+
+@dataclass(frozen=True)
+class ParticipantFile:
+    """Everything held about one participant, by record type."""
+
+    participant: Participant
+    records: Mapping[str, list[Record]] = field(default_factory=dict)
+
+
+class Store:
+    """An unlocked profile's records. ``actor`` is the keyworker id written to the audit log."""
+
+    def __init__(self, db: Database, actor: str) -> None:
+        self.db = db
+        self.actor = actor
+        self._repos: dict[type[Record], SqlRecordRepository[Any]] = {}
+        self.participants = ParticipantRepository(self, Participant)
+        self._repos[Participant] = self.participants
+
+    def repo(self, record_type: type[R]) -> SqlRecordRepository[R]:
+        if record_type not in self._repos:
+            self._repos[record_type] = SqlRecordRepository(self, record_type)
+        return self._repos[record_type]
+
+    def save(self, record: R) -> R:
+        return self.repo(type(record)).save(record)
+
+    def participant_file(self, participant_id: str, *, audit_view: bool = True) -> ParticipantFile:
+        """A participant with all their records; opening it is audited as a view."""
+        participant = self.participants.get(participant_id)
+        records = {t.record_type: self.repo(t).for_participant(participant_id)
+                   for t in RECORD_TYPES if t is not Participant}
+        if audit_view:
+            self.audit("view", "participant", participant_id, participant_id)
+        return ParticipantFile(participant, records)
+
+    # --- audit ----------------------------------------------------------------------
+
+    def audit(self, action: str, record_type: str = "", record_id: str = "",
+              participant_id: str = "", detail: Mapping[str, Any] | None = None,
+              at: str | None = None) -> int:
+        with self.db.transaction() as conn:
+            return audit.append(conn, self.actor, action, record_type, record_id, participant_id, detail, at)
+
+    def verify_audit(self) -> list[str]:
+        return audit.verify(self.db)
+
+    def audit_entries(self, participant_id: str | None = None, limit: int = 1000) -> list[audit.AuditEntry]:
+        return audit.entries(self.db, participant_id, limit)
+
+    # --- outbox ---------------------------------------------------------------------
+
+    def _enqueue(self, conn: Connection, record_type: str, record_id: str, version: int,
+                 participant_id: str, op: str) -> None:
+        conn.execute(
+            "INSERT INTO outbox (record_type, record_id, version, participant_id, op, created_at)"
+            " VALUES (?,?,?,?,?,?)",
+            (record_type, record_id, version, participant_id, op, utcnow().isoformat()),
+        )
+
+    def outbox_pending(self, limit: int = 1000, after_seq: int = 0) -> list[OutboxItem]:
+        rows = self.db.query(
+            "SELECT seq, record_type, record_id, version, participant_id, op, created_at FROM outbox"
+            " WHERE state = 'pending' AND seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
+        return [OutboxItem(*r) for r in rows]
+
+    def outbox_count(self, state: str = "pending") -> int:
+        return int(self.db.scalar("SELECT count(*) FROM outbox WHERE state = ?", (state,)))
+
+    # --- meta -----------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str = "") -> str:
+        value = self.db.scalar("SELECT value FROM meta WHERE key = ?", (key,))
+        return default if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
+                         " SET value = excluded.value", (key, value))
+
+    def check(self) -> list[str]:
+        """Integrity, cipher integrity and audit-chain problems (empty when all is well)."""
+        return self.db.integrity_problems() + self.verify_audit()
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,68 @@
+"""Migrations: each applies in one transaction; a newer database is refused untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from keyworker_app.errors import NewerDatabase
+from keyworker_app.records import RECORD_TYPES, record_fields
+from keyworker_app.store.database import MIGRATIONS, SCHEMA_VERSION, Database, Migration, split_sql
+
+
+def plain_db(tmp_path: Path) -> Database:
+    return Database.connect_plain(tmp_path / "plain.db")
+
+
+def test_migrations_are_numbered_without_gaps() -> None:
+    assert [m.number for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
+
+
+@pytest.mark.parametrize("migration", MIGRATIONS, ids=lambda m: f"{m.number:04d}_{m.name}")
+def test_each_migration_applies_on_top_of_the_previous(tmp_path: Path, migration: Migration) -> None:
+    db = plain_db(tmp_path)
+    db.migrate(MIGRATIONS[: migration.number - 1])
+    assert db.user_version == migration.number - 1
+    assert db.migrate(MIGRATIONS[: migration.number]) == [migration.number]
+    assert db.user_version == migration.number
+    assert db.integrity_problems() == []
+
+
+def test_schema_has_a_column_for_every_record_field(tmp_path: Path) -> None:
+    db = plain_db(tmp_path)
+    db.migrate()
+    for record_type in RECORD_TYPES:
+        columns = [r[1] for r in db.query(f"PRAGMA table_info({record_type.record_type})")]
+        assert columns == list(record_fields(record_type)), record_type.record_type
+
+
+def test_migrating_twice_does_nothing(tmp_path: Path) -> None:
+    db = plain_db(tmp_path)
+    db.migrate()
+    assert db.migrate() == []
+
+
+def test_a_failing_migration_rolls_back_whole(tmp_path: Path) -> None:
+    db = plain_db(tmp_path)
+    db.migrate()
+    bad = Migration(SCHEMA_VERSION + 1, "broken", "CREATE TABLE half_done (x INTEGER);\nTHIS IS NOT SQL;")
+    with pytest.raises(Exception):
+        db.migrate(MIGRATIONS + (bad,))
+    assert db.user_version == SCHEMA_VERSION
+    assert db.query("SELECT name FROM sqlite_master WHERE name = 'half_done'") == []
+
+
+def test_newer_database_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    db = plain_db(tmp_path)
+    db.migrate()
+    db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(NewerDatabase) as info:
+        db.migrate()
+    assert (info.value.found, info.value.supported) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)
+
+
+def test_split_sql_keeps_trigger_bodies_whole() -> None:
+    statements = split_sql("-- c\nCREATE TABLE a (x);\nCREATE TRIGGER t AFTER INSERT ON a BEGIN\n"
+                           "  INSERT INTO a VALUES (1);\n  INSERT INTO a VALUES (2);\nEND;\n")
+    assert len(statements) == 2 and statements[1].rstrip().endswith("END;")
