@@ -148,3 +148,20 @@ def test_participant_file_gathers_everything_and_audits_the_view(store: Store) -
     case = store.participant_file(p.id)
     assert case.participant.id == p.id and len(case.records["consent"]) == 1
     assert store.audit_entries(p.id)[0].action == "view"
+
+
+def test_drafts_survive_closing_and_are_encrypted(store: Store, paths) -> None:  # type: ignore[no-untyped-def]
+    from support import PASSPHRASE
+    from keyworker_app.profile import Profile
+
+    p = store.save(Participant(given_name="Draft", family_name="Keeper"))
+    store.save_draft(f"form:initial_assessment:{p.id}", "initial_assessment", p.id,
+                     {"health_needs": "Draftcanary back pain", "hours": 12})
+    store.close()
+    assert b"Draftcanary" not in paths.database.read_bytes()
+    reopened = Profile.at(paths).unlock(PASSPHRASE)
+    draft = reopened.load_draft(f"form:initial_assessment:{p.id}")
+    assert draft is not None and draft.answers == {"health_needs": "Draftcanary back pain", "hours": 12}
+    reopened.discard_draft(draft.key)
+    assert reopened.drafts() == []
+    reopened.close()

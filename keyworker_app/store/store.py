@@ -7,6 +7,7 @@ none.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterable, Mapping, TypeVar
@@ -17,7 +18,7 @@ from ..records import (
 )
 from ..repositories import next_version, participant_of
 from . import audit
-from .codec import codec_for
+from .codec import codec_for, plain
 from .database import Connection, Database
 
 R = TypeVar("R", bound=Record)
@@ -162,6 +163,17 @@ def fts_query(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Draft:
+    """Unsaved answers to a form, offered back after an unlock or a crash."""
+
+    key: str
+    form_id: str
+    participant_id: str
+    answers: Mapping[str, Any]
+    saved_at: str
+
+
+@dataclass(frozen=True)
 class ParticipantFile:
     """Everything held about one participant, by record type."""
 
@@ -228,6 +240,28 @@ class Store:
 
     def outbox_count(self, state: str = "pending") -> int:
         return int(self.db.scalar("SELECT count(*) FROM outbox WHERE state = ?", (state,)))
+
+    # --- drafts -------------------------------------------------------------------
+
+    def save_draft(self, key: str, form_id: str, participant_id: str, answers: Mapping[str, Any]) -> None:
+        """Keep unsaved form answers (encrypted, like everything else in the store)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO draft (key, form_id, participant_id, answers, saved_at) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(key) DO UPDATE SET answers = excluded.answers, saved_at = excluded.saved_at",
+                (key, form_id, participant_id, json.dumps(plain(dict(answers)), ensure_ascii=False),
+                 utcnow().isoformat()))
+
+    def drafts(self) -> list[Draft]:
+        rows = self.db.query("SELECT key, form_id, participant_id, answers, saved_at FROM draft ORDER BY saved_at")
+        return [Draft(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+
+    def load_draft(self, key: str) -> Draft | None:
+        return next((d for d in self.drafts() if d.key == key), None)
+
+    def discard_draft(self, key: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM draft WHERE key = ?", (key,))
 
     # --- meta -----------------------------------------------------------------------
 
