@@ -130,7 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    _, store = open_store(args)
+    store = Profile.at(paths_from(args)).unlock(read_passphrase(args), check=True)
     try:
         problems = store.check()
         counts = {t: store.repo(t).count() for t in _record_types()}

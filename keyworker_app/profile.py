@@ -25,7 +25,7 @@ from typing import Any, Callable
 from . import __version__
 from .config import OrganisationConfig, load_config
 from .errors import (
-    DamagedProfile, DeviceSecretMissing, LockedOut, ProfileExists, ProfileNotFound,
+    DamagedProfile, DeviceSecretMissing, IntegrityProblem, LockedOut, ProfileExists, ProfileNotFound,
     RecoveryKeyError, UnlockTooSoon, WrongPassphrase,
 )
 from .paths import AppPaths
@@ -34,7 +34,7 @@ from .security import (
     derive_passphrase_key, key_encryption_key, load_device_secret, open_recovery,
     require_keyring, seal_for_recovery, store_device_secret, unwrap_key, wrap_key,
 )
-from .store.database import CipherSettings, Database
+from .store.database import CipherSettings, Database, DatabaseError
 from .store.store import Store
 
 KEYFILE_FORMAT = 1
@@ -235,8 +235,12 @@ class Profile:
             return 0.0
         return float(min(MAX_DELAY_SECONDS, self.config.unlock_base_delay_seconds * (2 ** extra)))
 
-    def unlock(self, passphrase: str) -> Store:
-        """The open store, or a typed error saying exactly why not."""
+    def unlock(self, passphrase: str, *, check: bool = False) -> Store:
+        """The open store, or a typed error saying exactly why not.
+
+        With ``check`` the encrypted pages and structure are verified before anything is
+        written, and :class:`IntegrityProblem` lists every damaged page.
+        """
         kf = KeyFile.read(self.paths.keyfile)
         if not self.paths.database.exists():
             raise DamagedProfile("the database file is missing")
@@ -265,11 +269,15 @@ class Profile:
                 raise LockedOut()
             left = self.config.unlock_lockout_after - failures
             raise WrongPassphrase(attempts_left=left, delay_seconds=self.delay_before_next_try(failures))
-        return self._open(kf, data_key, "unlocked")
+        return self._open(kf, data_key, "unlocked", check=check)
 
-    def _open(self, kf: KeyFile, data_key: bytes, event: str) -> Store:
+    def _open(self, kf: KeyFile, data_key: bytes, event: str, check: bool = False) -> Store:
         db = Database.connect_encrypted(self.paths.database, data_key, kf.cipher, create=False)
         try:
+            if check:
+                problems = db.integrity_problems()
+                if problems:
+                    raise IntegrityProblem(problems)
             db.migrate()
             store = Store(db, kf.keyworker_id)
             if store.get_meta("profile_id") != kf.profile_id:
@@ -277,6 +285,11 @@ class Profile:
             for pending in kf.data.get("pending_audit", []):
                 store.audit(str(pending["event"]), at=str(pending["at"]))
             store.audit(event, detail={"failures_before": int(kf.unlock["failures"])})
+        except DatabaseError as exc:
+            db.close()
+            # The key is right (the wrap authenticated it), so a page that will not
+            # decrypt or parse is damage, not a wrong passphrase.
+            raise DamagedProfile("a page of the database failed its check; run 'keyworker-app check'") from exc
         except BaseException:
             db.close()
             raise

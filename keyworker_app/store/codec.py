@@ -9,6 +9,7 @@ import json
 import types
 import typing
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from ..records import Record
@@ -23,6 +24,8 @@ def _plain(value: Any) -> Any:
         return value.value
     if isinstance(value, (date, datetime)):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # exact, as typed; forms turn it back into a Decimal
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

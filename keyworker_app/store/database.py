@@ -19,6 +19,13 @@ from typing import Any, Iterator, Protocol
 from ..errors import DamagedProfile, NewerDatabase, StoreClosed
 
 
+try:  # both drivers' errors derive from their own DatabaseError; catch either
+    from sqlcipher3 import DatabaseError as _CipherDatabaseError  # type: ignore[import-untyped]
+except ImportError:  # pragma: no cover - sqlcipher3 is a hard dependency
+    _CipherDatabaseError = sqlite3.DatabaseError
+DatabaseError: tuple[type[Exception], ...] = (_CipherDatabaseError, sqlite3.DatabaseError)
+
+
 class Connection(Protocol):
     """The DB-API subset both ``sqlite3`` and ``sqlcipher3`` connections provide."""
 
@@ -103,6 +110,8 @@ class Database:
             raise DamagedProfile("the database file is missing")
         conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
         try:
+            # SQLCipher's own log goes to stderr: keep a person's terminal for our messages.
+            conn.execute("PRAGMA cipher_log_level = NONE")
             conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
             conn.execute(f"PRAGMA cipher_compatibility = {settings.compatibility}")
             conn.execute(f"PRAGMA cipher_page_size = {settings.page_size}")
@@ -251,11 +260,15 @@ class Database:
                 # cipher_integrity_check returns one row per damaged page: read them all.
                 for (row,) in self.conn.execute("PRAGMA cipher_integrity_check").fetchall():
                     problems.append(f"encrypted page check: {row}")
-            for (row,) in self.conn.execute("PRAGMA integrity_check").fetchall():
-                if row != "ok":
-                    problems.append(f"database structure: {row}")
-            for row in self.conn.execute("PRAGMA foreign_key_check").fetchall():
-                problems.append(f"record in {row[0]} points at a missing {row[2]}")
+            try:
+                for (row,) in self.conn.execute("PRAGMA integrity_check").fetchall():
+                    if row != "ok":
+                        problems.append(f"database structure: {row}")
+                for row in self.conn.execute("PRAGMA foreign_key_check").fetchall():
+                    problems.append(f"record in {row[0]} points at a missing {row[2]}")
+            except DatabaseError as exc:
+                # A damaged page stops SQLite's own walk; the page check above names it.
+                problems.append(f"database structure could not be read ({exc})")
         return problems
 
 
