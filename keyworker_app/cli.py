@@ -30,6 +30,7 @@ from .errors import IntegrityProblem, KeyworkerError, ProfileExists
 from .paths import AppPaths, app_paths
 from .profile import Profile
 from .security import generate_recovery_keypair, b64e, passphrase_strength
+from .records import RECORD_TYPES, Record
 from .store.store import Store
 
 log = logging.getLogger("keyworker")
@@ -143,8 +144,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record_types() -> tuple[type, ...]:
-    from .records import RECORD_TYPES
+def _record_types() -> tuple[type[Record], ...]:
     return RECORD_TYPES
 
 

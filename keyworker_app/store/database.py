@@ -20,7 +20,7 @@ from ..errors import DamagedProfile, NewerDatabase, StoreClosed
 
 
 try:  # both drivers' errors derive from their own DatabaseError; catch either
-    from sqlcipher3 import DatabaseError as _CipherDatabaseError  # type: ignore[import-untyped]
+    from sqlcipher3 import DatabaseError as _CipherDatabaseError
 except ImportError:  # pragma: no cover - sqlcipher3 is a hard dependency
     _CipherDatabaseError = sqlite3.DatabaseError
 DatabaseError: tuple[type[Exception], ...] = (_CipherDatabaseError, sqlite3.DatabaseError)
@@ -102,7 +102,7 @@ class Database:
     def connect_encrypted(
         cls, path: Path, key: bytes, settings: CipherSettings, *, create: bool
     ) -> Database:
-        import sqlcipher3  # type: ignore[import-untyped]
+        import sqlcipher3
 
         if create and path.exists():
             raise FileExistsError(path)

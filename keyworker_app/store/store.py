@@ -18,6 +18,7 @@ from ..records import (
 )
 from ..repositories import next_version, participant_of
 from . import audit
+from .audit import AuditEntry
 from .codec import codec_for, plain
 from .database import Connection, Database
 
@@ -42,7 +43,7 @@ class SqlRecordRepository(Generic[R]):
         self._store = store
         self._db = store.db
         self._type = record_type
-        self._codec = codec_for(record_type)
+        self._codec = codec_for(record_type)  # type: ignore[arg-type]
         self.table = record_type.record_type
         cols = self._codec.columns
         self._select = f"SELECT {', '.join(cols)} FROM {self.table}"
@@ -219,7 +220,7 @@ class Store:
     def verify_audit(self) -> list[str]:
         return audit.verify(self.db)
 
-    def audit_entries(self, participant_id: str | None = None, limit: int = 1000) -> list[audit.AuditEntry]:
+    def audit_entries(self, participant_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:
         return audit.entries(self.db, participant_id, limit)
 
     # --- outbox ---------------------------------------------------------------------
