@@ -15,7 +15,7 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Self
 
 
 def new_id() -> str:
@@ -104,7 +104,7 @@ class Record:
         # hold personal data.
         return f"<{type(self).__name__} {self.id} v{self.version}>"
 
-    def replace(self, **changes: Any) -> Any:
+    def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` applied (the store bumps the version on save)."""
         return dataclasses.replace(self, **changes)
 
