@@ -18,28 +18,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from keyworker_app.errors import KeyworkerError
+from keyworker_app.errors import DataFileError
 
 _PACKAGE = "resources"
 _FOLDER = "codelists"
 _LIST_KEYS = frozenset({"id", "version", "title", "source", "notes", "codes"})
 _CODE_KEYS = frozenset({"code", "label", "group"})
-
-
-class DataFileError(KeyworkerError):
-    """A data file from ``resources/`` that cannot be used; ``source`` names the file.
-
-    Subclasses set ``kind`` (what the file is, as the message names it).
-    """
-
-    kind = "Data file"
-    exit_code = 2
-    next_step = "This is a fault in the app's data files: please report it to your IT team."
-
-    def __init__(self, source: str, problem: str) -> None:
-        self.source = source
-        self.problem = problem
-        super().__init__(message=f"{self.kind} {source}: {problem}.")
 
 
 class CodeListError(DataFileError):

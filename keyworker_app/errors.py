@@ -145,6 +145,22 @@ class ConfigError(KeyworkerError):
     message = "The organisation settings file is not valid."
 
 
+class DataFileError(KeyworkerError):
+    """A data file from ``resources/`` that cannot be used; ``source`` names the file.
+
+    Subclasses set ``kind`` (what the file is, as the message names it).
+    """
+
+    kind = "Data file"
+    exit_code = 2
+    next_step = "This is a fault in the app's data files: please report it to your IT team."
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        self.problem = problem
+        super().__init__(message=f"{self.kind} {source}: {problem}.")
+
+
 # --- The store ---------------------------------------------------------------------------
 
 class StoreError(KeyworkerError):

@@ -32,7 +32,8 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from keyworker_app import records, validators
-from keyworker_app.codelists import Code, CodeListError, DataFileError, load_codelist
+from keyworker_app.codelists import Code, CodeListError, load_codelist
+from keyworker_app.errors import DataFileError
 from keyworker_app.errors import KeyworkerError
 
 _PACKAGE = "resources"

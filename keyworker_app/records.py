@@ -239,6 +239,8 @@ class Assessment(Record):
     """A completed form: which form, which version, and the answers given."""
 
     record_type: ClassVar[str] = "assessment"
+    # Answers can hold health and other special category details.
+    special_category: ClassVar[frozenset[str]] = frozenset({"answers"})
 
     participant_id: str = ""
     form_id: str = ""
@@ -327,6 +329,7 @@ class EsfForm(Record):
     """The ESF participant form, its evidence and the participant's signature."""
 
     record_type: ClassVar[str] = "esf_form"
+    special_category: ClassVar[frozenset[str]] = frozenset({"answers"})
 
     participant_id: str = ""
     answers: Mapping[str, Any] = field(default_factory=dict)   # ESF participant data fields
@@ -371,6 +374,7 @@ class Attachment(Record):
     media_type: str = "application/octet-stream"
     sha256: str = ""
     content: bytes = b""
+    purpose: str = ""                  # e.g. "esf_signed_form", "consent_signature"
 
 
 RECORD_TYPES: tuple[type[Record], ...] = (
