@@ -1,0 +1,121 @@
+"""The ESF participant form: fill, sign, PDF in the store, view and print."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+from PySide6.QtPrintSupport import QPrintDialog
+
+from keyworker_app.programmes import load_programme
+from keyworker_app.records import Attachment, EsfForm
+from record_support import (  # noqa: F401
+    KEYWORKER, PROGRAMME, TODAY, draw_stroke, record_store, save_all, synthetic_participant,
+)
+from ui.esf import EsfState, EsfView, signatures_owed
+
+
+def _esf_view(qtbot, store):
+    participant = store.save(synthetic_participant())
+    view = EsfView()
+    qtbot.addWidget(view)
+    view.resize(1000, 1400)
+    view.show()
+
+    def render() -> None:
+        records = store.participant_file(participant.id, audit_view=False).records
+        forms = records["esf_form"]
+        view.render(EsfState(participant, load_programme(PROGRAMME), TODAY, forms[-1] if forms else None,
+                             {a.id: a for a in records["attachment"]}, None, KEYWORKER))
+
+    render()
+    view.sig_save.connect(lambda records: (save_all(store, records), render()))
+    return view, participant
+
+
+def _fill_eligibility(form) -> None:
+    answers = {
+        "joined_on": "01/05/2025", "age_at_start": "40", "employment_status_on_entry": "unemployed",
+        "long_term_unemployed": True, "disability": "no", "ethnic_minority": "prefer_not_to_say",
+        "migrant_or_foreign_background": "no", "other_disadvantaged": "no",
+        "homeless_or_housing_exclusion": "no", "education_level": "isced_3_4",
+        "right_to_work_evidence": "rtw_passport", "right_to_work_evidence_seen_on": "01/05/2025",
+        "right_to_work_reference": "123456789", "age_evidence": "age_passport",
+        "age_evidence_seen_on": "01/05/2025", "residency_evidence": "res_council_tax_letter",
+        "residency_evidence_seen_on": "01/05/2025", "employment_status_evidence": "status_jobcentre_plus_letter",
+        "employment_status_evidence_seen_on": "01/05/2025", "leaflet_acknowledged": True,
+    }
+    for key, value in answers.items():
+        form.set_answer(key, value)
+    form.editor_object("household_situation").check("none_of_these").setChecked(True)
+
+
+def test_complete_sign_and_make_the_pdf(qtbot, record_store) -> None:
+    view, participant = _esf_view(qtbot, record_store)
+    form = view.form
+    # Gender and date of birth come from the participant's record.
+    assert form.editor("gender").currentData() == "female"
+    assert form.editor("date_of_birth").text() == "09/03/1985"
+    _fill_eligibility(form)
+    form.set_answer("remote_delivery", False)
+    form.set_answer("signed_on", "14/05/2025")
+
+    with qtbot.assertNotEmitted(view.sig_save):
+        assert not form.submit()
+    assert form.error_text("signature") == "This question needs an answer."
+
+    pad = form.editor_object("signature").box.pad
+    draw_stroke(qtbot, pad, [(20, 80), (80, 30), (150, 90), (220, 40)])
+    with qtbot.waitSignal(view.sig_save) as saved:
+        assert form.submit()
+    records = saved.args[0]
+    signature, pdf, esf = records
+    assert isinstance(signature, Attachment) and signature.media_type == "image/png"
+    assert isinstance(pdf, Attachment) and pdf.media_type == "application/pdf"
+    assert isinstance(esf, EsfForm)
+    assert pdf.content.startswith(b"%PDF")
+    assert esf.pdf_attachment_id == pdf.id
+    assert esf.pdf_sha256 == hashlib.sha256(pdf.content).hexdigest() == pdf.sha256
+    assert esf.signature_attachment_id == signature.id and not esf.signature_owed
+    assert esf.leaflet_acknowledged and not esf.remote_delivery
+    assert esf.signed_on == date(2025, 5, 14)
+    assert {e["proves"] for e in esf.evidence} == {"right_to_work", "age", "residency", "employment_status"}
+    assert esf.answers["household_situation"] == ("none_of_these",)
+
+    # Saved to the store and rendered again: the stored PDF is shown, its hash checked.
+    stored = record_store.participant_file(participant.id, audit_view=False).records
+    assert stored["esf_form"][0].pdf_sha256 == esf.pdf_sha256
+    assert "Signed on 14 May 2025" in view.status.text()
+    assert view.viewer.pdf == pdf.content
+    assert "fingerprint matches" in view.viewer.message.text()
+    assert view.viewer.print_button.isEnabled()
+    shown = view.viewer.preview.toPlainText()
+    assert "Evidence seen of right to work in the UK" in shown
+    assert "Signed by the participant on 14 May 2025" in shown
+    assert "Testy Example (WW-000042)" in shown
+    printer, dialog = view.viewer.printer_and_dialog()
+    assert isinstance(dialog, QPrintDialog) and not dialog.isVisible()
+    assert signatures_owed(stored["esf_form"]) == []
+
+
+def test_remote_delivery_leaves_the_signature_owed(qtbot, record_store) -> None:
+    view, participant = _esf_view(qtbot, record_store)
+    form = view.form
+    _fill_eligibility(form)
+    form.set_answer("remote_delivery", True)
+    form.set_answer("signature_arrangements", "Will sign at the next face-to-face meeting.")
+    with qtbot.waitSignal(view.sig_save) as saved:
+        assert form.submit()
+    (esf,) = saved.args[0]
+    assert esf.remote_delivery and esf.signature_owed and not esf.pdf_attachment_id
+    assert "signature is still owed" in view.status.text()
+    assert view.viewer.message.text() == "No PDF yet."
+    stored = record_store.participant_file(participant.id, audit_view=False).records["esf_form"]
+    assert [f.id for f in signatures_owed(stored)] == [esf.id]
+
+
+def test_signatures_owed_lists_only_unsigned_forms() -> None:
+    signed = EsfForm(participant_id="a", signature_owed=False, signature_attachment_id="s1")
+    remote = EsfForm(participant_id="b", remote_delivery=True)
+    unfinished = EsfForm(participant_id="c")
+    assert signatures_owed([signed, remote, unfinished]) == [remote, unfinished]

@@ -1,0 +1,257 @@
+"""The participant record as a whole: sections, notes, forms, drafts, history, accessibility."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QWidget
+
+from keyworker_app.records import (
+    Assessment, CaseNote, Confidentiality, Outcome, OutcomeKind, ParticipantStatus, Referral,
+)
+from record_support import (  # noqa: F401
+    KEYWORKER, TODAY, record_state, record_store, save_all, synthetic_participant,
+)
+from ui.record import ParticipantRecordView, SentItem
+
+
+class Glue:
+    """What the window does: save what the view emits, then render again from the store."""
+
+    def __init__(self, qtbot, store, participant_id: str, sharing=()) -> None:
+        self.store = store
+        self.participant_id = participant_id
+        self.sharing = sharing
+        self.view = ParticipantRecordView()
+        qtbot.addWidget(self.view)
+        self.view.resize(1200, 900)
+        self.view.show()
+        self.deleted: list[tuple[str, str, str]] = []
+        self.view.sig_save.connect(self.save)
+        self.view.sig_delete.connect(self.delete)
+        self.view.sig_save_draft.connect(lambda k, f, p, a: (store.save_draft(k, f, p, a), self.render()))
+        self.view.sig_discard_draft.connect(lambda k: store.discard_draft(k))
+        self.render()
+
+    def render(self) -> None:
+        self.view.render(record_state(self.store, self.participant_id, self.sharing))
+
+    def save(self, records) -> None:
+        save_all(self.store, records)
+        self.render()
+
+    def delete(self, record_type: str, record_id: str, reason: str) -> None:
+        self.deleted.append((record_type, record_id, reason))
+        from keyworker_app.records import RECORD_TYPE_BY_NAME
+        self.store.repo(RECORD_TYPE_BY_NAME[record_type]).delete(record_id, reason)
+        self.render()
+
+
+def _participant(store):
+    participant = store.save(synthetic_participant())
+    store.save(Referral(participant_id=participant.id, source_organisation="Test NHS Trust",
+                        reason="Off work with anxiety"))
+    return participant
+
+
+def test_sections_follow_the_programme(qtbot, record_store) -> None:
+    glue = Glue(qtbot, record_store, _participant(record_store).id)
+    view = glue.view
+    assert view.section_ids() == ["profile", "referral", "assessments", "barriers", "action_plan",
+                                  "notes", "consent", "esf", "outcomes", "sharing", "audit"]
+    assert "household" not in view.section_ids()  # Early Help only
+    assert view._items["action_plan"].text() == "Return to Work plan / Thrive in Work plan"
+    assert view.title.text() == "Testy Example (WW-000042)"
+    profile = view.profile_table
+    rows = {profile.cell(r, 0): profile.cell(r, 1) for r in range(profile.row_count())}
+    assert rows["National Insurance number"] == "AB123456C"
+    assert rows["Gender"] == "Female"
+    assert rows["Programme"] == "Working Well Specialist Employment Service: Individual Placement and Support"
+    referral = {view.referral_table.cell(r, 0): view.referral_table.cell(r, 1)
+                for r in range(view.referral_table.row_count())}
+    assert referral["Main reason for the referral"] == "Off work with anxiety"
+    view.nav.setCurrentRow(view.nav.row(view._items["consent"]))
+    assert view.current_section() == "consent"
+
+
+def test_health_team_notes_never_appear_and_a_note_is_added(qtbot, record_store) -> None:
+    participant = _participant(record_store)
+    record_store.save(CaseNote(participant_id=participant.id, summary="Visible note",
+                               contact_on=datetime(2025, 5, 1, 10, tzinfo=timezone.utc)))
+    record_store.save(CaseNote(participant_id=participant.id, summary="Clinical detail",
+                               confidentiality=Confidentiality.HEALTH_TEAM))
+    glue = Glue(qtbot, record_store, participant.id)
+    view = glue.view
+    view.show_section("notes")
+    notes = [view.notes_table.cell(r, 4) for r in range(view.notes_table.row_count())]
+    assert notes == ["Visible note"]
+    confidentiality = [view.note_confidentiality.itemData(i) for i in range(view.note_confidentiality.count())]
+    assert "health_team" not in confidentiality
+
+    view.note_date.setText("14/05/2025")
+    assert not view.save_note()
+    assert view.note_error.text() == "Please write what happened."
+    qtbot.keyClicks(view.note_text, "Phoned about the interview on Friday.")
+    view.note_type.setCurrentIndex(view.note_type.findData("phone"))
+    with qtbot.waitSignal(view.sig_save):
+        qtbot.mouseClick(view.note_save, Qt.MouseButton.LeftButton)
+    assert view.notes_table.cell(0, 4) == "Phoned about the interview on Friday."
+    assert view.notes_table.cell(0, 1) == "Phone call"
+    assert view.notes_table.cell(0, 3) == KEYWORKER
+
+
+def test_delete_needs_a_reason(qtbot, record_store) -> None:
+    participant = _participant(record_store)
+    note = record_store.save(CaseNote(participant_id=participant.id, summary="Typed in the wrong file"))
+    glue = Glue(qtbot, record_store, participant.id)
+    table = glue.view.notes_table
+    table.table.selectRow(0)
+    with qtbot.assertNotEmitted(glue.view.sig_delete):
+        table.delete_button.click()
+    assert "say why" in table.problem.text()
+    table.table.selectRow(0)
+    table.reason.setText("Wrong participant")
+    with qtbot.waitSignal(glue.view.sig_delete):
+        table.delete_button.click()
+    assert glue.deleted == [("case_note", note.id, "Wrong participant")]
+    assert table.row_count() == 0
+
+
+def test_assessment_form_from_the_record_with_a_draft_restored_after_rerender(qtbot, record_store) -> None:
+    participant = _participant(record_store)
+    glue = Glue(qtbot, record_store, participant.id)
+    view = glue.view
+    view.show_section("assessments")
+    form = view.open_form("progress_review")
+    assert view.current_section() == "form"
+    with qtbot.waitSignal(view.sig_save_draft, timeout=5000):
+        qtbot.keyClicks(form.editor("progress_summary"), "Started volunteering")
+    assert [d.form_id for d in record_store.drafts()] == ["progress_review"]
+    qtbot.keyClicks(form.editor("next_steps"), "Apply for two jobs")
+    with qtbot.waitSignal(view.sig_save_draft, timeout=100):
+        view.flush_drafts()  # before a lock: no waiting for the pause
+    assert record_store.drafts()[0].answers["next_steps"] == "Apply for two jobs"
+    # The app locks: the view is thrown away. A new one offers the draft and restores it.
+    second = Glue(qtbot, record_store, participant.id).view
+    assert second.drafts_list.count() == 1
+    second._resume_draft(second.drafts_list.item(0))
+    restored = second.form_view
+    assert restored.editor("progress_summary").toPlainText() == "Started volunteering"
+    restored.set_answer("reviewed_on", "14/05/2025")
+    restored.set_answer("contact_type", "video")
+    restored.set_answer("employment_status", "02")
+    with qtbot.waitSignal(second.sig_save):
+        assert restored.submit()
+    assert record_store.drafts() == []
+    assert second.current_section() == "profile"
+    assessments = record_store.participant_file(participant.id, audit_view=False).records["assessment"]
+    assert [a.form_id for a in assessments] == ["progress_review"]
+    second.show_section("assessments")
+    assert second.assessment_table.cell(0, 0) == "Progress review"
+    second.assessment_table.table.selectRow(0)
+    detail = {second.assessment_detail.cell(r, 0): second.assessment_detail.cell(r, 1)
+              for r in range(second.assessment_detail.row_count())}
+    assert detail["What has happened since the last review?"] == "Started volunteering"
+    assert detail["How did you meet?"] == "Video call"
+
+
+def test_action_plan_and_exit_forms_make_their_records(qtbot, record_store) -> None:
+    participant = _participant(record_store)
+    glue = Glue(qtbot, record_store, participant.id)
+    view = glue.view
+    form = view.open_form("action_plan")
+    form.set_answer("kind", "thrive_in_work")
+    form.set_answer("goal", "Stay in my job")
+    form.set_answer("agreed_on", "14/05/2025")
+    form.set_answer("employer_aware", True)
+    form.set_answer("step_1_action", "Ask for a phased return")
+    form.set_answer("step_1_owner", "Participant")
+    with qtbot.waitSignal(view.sig_save):
+        assert form.submit()
+    view.show_section("action_plan")
+    assert view.plan_table.cell(0, 0) == "Thrive in Work plan"
+    view.plan_table.table.selectRow(0)
+    assert view.plan_steps.cell(0, 0) == "Ask for a phased return"
+
+    form = view.open_form("exit")
+    form.set_answer("exit_on", "14/05/2025")
+    form.set_answer("exit_reason", "left_early")
+    form.set_answer("got_job", True)
+    form.set_answer("job_start_on", "12/05/2025")
+    form.set_answer("employer", "Test Garage")
+    form.set_answer("job_title", "Mechanic")
+    form.set_answer("weekly_hours", "30")
+    form.set_answer("further_support", False)
+    form.set_answer("onward_referrals", "Debt advice\nHousing options")
+    with qtbot.waitSignal(view.sig_save):
+        assert form.submit()
+    stored = record_store.participant_file(participant.id, audit_view=False)
+    outcomes = {o.kind: o for o in stored.records["outcome"] if isinstance(o, Outcome)}
+    assert outcomes[OutcomeKind.EXIT].onward_referrals == ("Debt advice", "Housing options")
+    assert outcomes[OutcomeKind.JOB_START].employer == "Test Garage"
+    assert stored.participant.status is ParticipantStatus.EXITED
+    assert any(isinstance(a, Assessment) and a.form_id == "exit" for a in stored.records["assessment"])
+    assert view.outcomes_table.row_count() == 2
+
+
+def test_sharing_and_audit_history(qtbot, record_store) -> None:
+    participant = _participant(record_store)
+    sent = SentItem(sent_at="2025-05-02T09:30:00+00:00", recipient="The participant's employer",
+                    record_type="outcome", record_id="o-1", sharing_profile="employer",
+                    lawful_basis="Article 6(1)(a): consent", status="accepted")
+    glue = Glue(qtbot, record_store, participant.id, sharing=(sent,))
+    view = glue.view
+    assert [view.sharing_table.cell(0, c) for c in range(5)] == [
+        "2025-05-02 09:30", "The participant's employer", "Outcomes", "Article 6(1)(a): consent", "accepted"]
+    actions = {view.audit_table.cell(r, 2) for r in range(view.audit_table.row_count())}
+    assert "create" in actions
+    empty = Glue(qtbot, record_store, participant.id).view
+    assert empty.sharing_table.cell(0, 1) == "Nothing has been shared yet."
+
+
+def _ancestors(widget: QWidget) -> list[QWidget]:
+    found = []
+    parent = widget.parentWidget()
+    while parent is not None:
+        found.append(parent)
+        parent = parent.parentWidget()
+    return found
+
+
+def _focusable(view: QWidget) -> list[QWidget]:
+    found = []
+    for widget in view.findChildren(QWidget):
+        if not widget.focusPolicy() & Qt.FocusPolicy.TabFocus:
+            continue
+        parent = widget.parentWidget()
+        if isinstance(parent, QAbstractSpinBox):
+            continue  # a spin box's own text field: the spin box carries the name
+        if any(isinstance(a, QComboBox) for a in _ancestors(widget)):
+            continue  # a drop-down's own pop-up list: the drop-down carries the name
+        found.append(widget)
+    return found
+
+
+def test_every_focusable_control_has_an_accessible_name(qtbot, record_store) -> None:
+    participant = _participant(record_store)
+    record_store.save(CaseNote(participant_id=participant.id, summary="A note"))
+    glue = Glue(qtbot, record_store, participant.id)
+    view = glue.view
+    for section in view.section_ids():
+        view.show_section(section)
+    view.open_form("registration")
+    view.barriers.render(participant.id, [], [], TODAY)
+    missing = [f"{type(w).__name__} {w.objectName()!r} in {type(w.parentWidget()).__name__}"
+               for w in _focusable(view) if not w.accessibleName().strip()]
+    assert missing == []
+
+
+def test_keyboard_moves_from_the_sections_list_into_the_page(qtbot, record_store) -> None:
+    glue = Glue(qtbot, record_store, _participant(record_store).id)
+    view = glue.view
+    view.show_section("notes")
+    widget = view.nav.nextInFocusChain()
+    while not (widget.isVisible() and widget.focusPolicy() & Qt.FocusPolicy.TabFocus):
+        widget = widget.nextInFocusChain()
+    assert widget is view.notes_table.table

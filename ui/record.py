@@ -1,0 +1,831 @@
+"""The participant record: every section of a participant's file on one screen.
+
+Sections (a list on the left, a page on the right): profile, household (programmes that
+record family members), referral, assessments, barriers to work, the action plan (Return to
+Work / Thrive in Work plan), contacts and notes, consent, the ESF form (ESF-funded
+programmes), outcomes and exit, sharing history and audit history.
+
+:class:`ParticipantRecordView` is dumb (STYLE habit 3). Data comes in through
+``render(RecordState)``; what the keyworker does goes out as signals, which the window
+turns into store operations before rendering again:
+
+- ``sig_save(list)``: records to save, in order (attachments before what points at them);
+- ``sig_delete(record_type, record_id, reason)``;
+- ``sig_save_draft(key, form_id, participant_id, answers)`` and ``sig_discard_draft(key)``.
+
+Health Team case notes never appear here, whatever the store holds (seed 003: the Health
+Team keeps a separate confidential record).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from typing import Any, TypeVar
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+    QLineEdit, QListWidget, QListWidgetItem, QPlainTextEdit, QPushButton, QSplitter,
+    QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from keyworker_app import validators
+from keyworker_app.codelists import CodeListError, load_codelist
+from keyworker_app.errors import KeyworkerError
+from keyworker_app.forms import FormDefinition, FormNotFound, load_form
+from keyworker_app.programmes import Programme, load_programme
+from keyworker_app.records import (
+    ActionPlan, Assessment, Attachment, Barrier, BarrierReview, CaseNote, Confidentiality,
+    Consent, EsfForm, ExitReason, HouseholdMember, Outcome, OutcomeKind, Participant,
+    ParticipantStatus, Record, Referral,
+)
+from keyworker_app.store.audit import AuditEntry
+from keyworker_app.store.store import Draft, ParticipantFile
+from ui.barriers_chart import BarriersPanel, barriers_from_answers
+from ui.consent import RECORD_TYPE_LABELS, ConsentState, ConsentView, field_label
+from ui.esf import ESF_FORM_ID, EsfState, EsfView
+from ui.form_view import (
+    FormState, FormView, Submission, answers_from_targets, display_answer, draft_key_for,
+    records_from_submission,
+)
+
+R = TypeVar("R", bound=Record)
+
+#: Forms with a section of their own; every other form the programme uses is an assessment.
+_OWN_SECTION_FORMS = frozenset({"registration", "referral", "barriers_to_work", "action_plan",
+                                "exit", ESF_FORM_ID, "consent"})
+
+
+@dataclass(frozen=True)
+class SentItem:
+    """One thing sent to a recipient: what, to whom, when, on what basis, and how it went."""
+
+    sent_at: datetime | str
+    recipient: str
+    record_type: str
+    record_id: str = ""
+    sharing_profile: str = ""
+    lawful_basis: str = ""
+    status: str = ""
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """Everything the participant record shows.
+
+    ``programme`` is the Programme pack or its id. ``drafts`` may hold any participant's
+    drafts; only this participant's are offered. ``audit_entries`` are
+    ``store.audit_entries(participant_id)``.
+    """
+
+    participant_file: ParticipantFile
+    programme: Programme | str
+    keyworker_id: str
+    today: date
+    drafts: Sequence[Draft] = ()
+    sharing_history: Sequence[SentItem] = ()
+    audit_entries: Sequence[AuditEntry] = ()
+
+    @property
+    def participant(self) -> Participant:
+        return self.participant_file.participant
+
+    @property
+    def programme_pack(self) -> Programme:
+        return self.programme if isinstance(self.programme, Programme) else load_programme(self.programme)
+
+    def records(self, record_type: type[R]) -> list[R]:
+        """The participant's records of one type, in the order the store gave them."""
+        return [r for r in self.participant_file.records.get(record_type.record_type, [])
+                if isinstance(r, record_type)]
+
+    def my_drafts(self) -> list[Draft]:
+        return [d for d in self.drafts if d.participant_id == self.participant.id]
+
+    def draft(self, key: str) -> Draft | None:
+        return next((d for d in self.drafts if d.key == key), None)
+
+
+# --- Small building blocks -----------------------------------------------------------------
+
+
+def _named(widget: QWidget, name: str, description: str = "") -> QWidget:
+    widget.setAccessibleName(name)
+    if description:
+        widget.setAccessibleDescription(description)
+    return widget
+
+
+def _button(text: str, name: str, parent: QWidget, slot: Callable[[], Any] | None = None) -> QPushButton:
+    button = QPushButton(text, parent)
+    button.setAccessibleName(name)
+    if slot is not None:
+        button.clicked.connect(lambda _=False: slot())
+    return button
+
+
+def _fmt(value: Any) -> str:
+    if value is None or value == "" or value == ():
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%d/%m/%Y %H:%M")
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, (list, tuple)):
+        return "; ".join(_fmt(v) for v in value)
+    if hasattr(value, "value"):
+        return str(value.value).replace("_", " ").capitalize()
+    return str(value)
+
+
+def _code_label(codelist: str, code: str) -> str:
+    try:
+        return load_codelist(codelist).label(code)
+    except (KeyError, CodeListError):
+        return code.replace("_", " ").capitalize()
+
+
+def _form_title(form_id: str, version: int | None = None) -> str:
+    try:
+        return load_form(form_id, version).title
+    except (FormNotFound, KeyworkerError):
+        return form_id.replace("_", " ").capitalize()
+
+
+class _RecordTable(QWidget):
+    """A read-only table of records, one per row, with an optional delete-with-reason."""
+
+    sig_delete = Signal(str, str, str)
+    sig_selected = Signal(str)
+
+    def __init__(self, name: str, headers: Sequence[str], record_type: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.record_type = record_type
+        self.table = QTableWidget(0, len(headers), self)
+        self.table.setHorizontalHeaderLabels(list(headers))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move inside it
+        self.table.horizontalHeader().setSectionResizeMode(len(headers) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.setAccessibleName(name)
+        self.table.itemSelectionChanged.connect(lambda: self.sig_selected.emit(self.selected_id()))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table, 1)
+        self.reason: QLineEdit | None = None
+        self.delete_button: QPushButton | None = None
+        if record_type:
+            row = QHBoxLayout()
+            self.reason = QLineEdit(self)
+            self.reason.setPlaceholderText("Why it is being deleted")
+            _named(self.reason, f"Reason for deleting from {name.lower()}")
+            self.delete_button = _button("Delete selected…", f"Delete the selected entry from {name.lower()}",
+                                         self, self._delete)
+            row.addWidget(QLabel("Reason:", self))
+            row.addWidget(self.reason, 1)
+            row.addWidget(self.delete_button)
+            layout.addLayout(row)
+            self.problem = QLabel(self)
+            self.problem.setStyleSheet("color: #d4351c; font-weight: bold;")
+            self.problem.hide()
+            layout.addWidget(self.problem)
+
+    def set_rows(self, rows: Sequence[tuple[str, Sequence[str]]]) -> None:
+        """Rows as (record id, cell texts)."""
+        self.table.setRowCount(len(rows))
+        for index, (record_id, cells) in enumerate(rows):
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, record_id)
+                self.table.setItem(index, column, item)
+        self.table.resizeColumnsToContents()
+
+    def row_count(self) -> int:
+        return self.table.rowCount()
+
+    def cell(self, row: int, column: int) -> str:
+        item = self.table.item(row, column)
+        return "" if item is None else item.text()
+
+    def selected_id(self) -> str:
+        items = self.table.selectedItems()
+        return str(items[0].data(Qt.ItemDataRole.UserRole)) if items else ""
+
+    def _delete(self) -> None:
+        assert self.reason is not None
+        record_id = self.selected_id()
+        reason = self.reason.text().strip()
+        if not record_id or not reason:
+            self.problem.setText("Choose an entry in the table and say why it is being deleted.")
+            self.problem.show()
+            return
+        self.problem.hide()
+        self.reason.clear()
+        self.sig_delete.emit(self.record_type, record_id, reason)
+
+
+class _Page(QWidget):
+    """A section page: a heading, then its content."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.heading = QLabel(title, self)
+        self.heading.setStyleSheet("font-size: 1.3em; font-weight: bold;")
+        self.body = QVBoxLayout(self)
+        self.body.addWidget(self.heading)
+
+
+# --- The record view -----------------------------------------------------------------------
+
+
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("profile", "Profile"),
+    ("household", "Household"),
+    ("referral", "Referral"),
+    ("assessments", "Assessments"),
+    ("barriers", "Barriers to work"),
+    ("action_plan", "Action plan"),
+    ("notes", "Contacts and notes"),
+    ("consent", "Consent"),
+    ("esf", "ESF form"),
+    ("outcomes", "Outcomes and exit"),
+    ("sharing", "Sharing history"),
+    ("audit", "Audit history"),
+)
+_FORM_PAGE = "form"
+
+
+class ParticipantRecordView(QWidget):
+    """A participant's whole record; see the module docstring for its signals."""
+
+    sig_save = Signal(list)
+    sig_delete = Signal(str, str, str)
+    sig_save_draft = Signal(str, str, str, dict)
+    sig_discard_draft = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._state: RecordState | None = None
+        self._return_to = "profile"
+        self.title = QLabel(self)
+        self.title.setStyleSheet("font-size: 1.5em; font-weight: bold;")
+        self.nav = QListWidget(self)
+        self.nav.setAccessibleName("Sections of the record")
+        self.nav.setMaximumWidth(240)
+        self.stack = QStackedWidget(self)
+        self._pages: dict[str, QWidget] = {}
+        self._items: dict[str, QListWidgetItem] = {}
+        for section_id, label in SECTIONS:
+            item = QListWidgetItem(label)
+            item.setData(Qt.ItemDataRole.UserRole, section_id)
+            self.nav.addItem(item)
+            self._items[section_id] = item
+        self.nav.currentItemChanged.connect(self._nav_changed)
+
+        self._build_profile()
+        self._build_household()
+        self._build_referral()
+        self._build_assessments()
+        self._build_barriers()
+        self._build_action_plan()
+        self._build_notes()
+        self._build_consent()
+        self._build_esf()
+        self._build_outcomes()
+        self._build_sharing()
+        self._build_audit()
+        self.form_view = FormView(self)
+        self.form_view.sig_save.connect(self._form_saved)
+        self.form_view.sig_save_draft.connect(self.sig_save_draft)
+        self.form_view.sig_discard_draft.connect(self.sig_discard_draft)
+        self.form_view.sig_cancelled.connect(self._form_closed)
+        self._add_page(_FORM_PAGE, self.form_view)
+
+        splitter = QSplitter(self)
+        splitter.addWidget(self.nav)
+        splitter.addWidget(self.stack)
+        splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(splitter, 1)
+        self.setTabOrder(self.nav, self.stack)
+        self.nav.setCurrentRow(0)
+
+    def _add_page(self, section_id: str, page: QWidget) -> None:
+        self._pages[section_id] = page
+        self.stack.addWidget(page)
+
+    # --- navigation ----------------------------------------------------------------------
+
+    def _nav_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        if current is not None:
+            self.stack.setCurrentWidget(self._pages[current.data(Qt.ItemDataRole.UserRole)])
+
+    def show_section(self, section_id: str) -> None:
+        """Go to a section (as if chosen in the list)."""
+        self.nav.setCurrentItem(self._items[section_id])
+        self.stack.setCurrentWidget(self._pages[section_id])
+
+    def current_section(self) -> str:
+        widget = self.stack.currentWidget()
+        return next(k for k, v in self._pages.items() if v is widget)
+
+    def section_ids(self) -> list[str]:
+        """The sections shown for this participant's programme, in order."""
+        return [s for s, _ in SECTIONS if not self._items[s].isHidden()]
+
+    def page(self, section_id: str) -> QWidget:
+        return self._pages[section_id]
+
+    # --- forms ---------------------------------------------------------------------------
+
+    def open_form(self, form_id: str, target: Record | None = None) -> FormView:
+        """Show a form for this participant, restoring its draft if there is one."""
+        state = self._require_state()
+        form = load_form(form_id)
+        participant = state.participant
+        targets: dict[str, Record] = {"participant": participant}
+        build: Callable[[Submission], list[Record]] | None = None
+        target_id = "new"
+        if form_id == "referral":
+            referrals = state.records(Referral)
+            if referrals:
+                targets["referral"] = referrals[-1]
+                target_id = referrals[-1].id
+        elif form_id == "action_plan" and isinstance(target, ActionPlan):
+            targets["action_plan"] = target
+            target_id = target.id
+        elif form_id == "registration":
+            target_id = participant.id
+        if form_id == "barriers_to_work":
+            existing = state.records(Barrier)
+            build = lambda s: barriers_from_answers(s.answers, participant.id, existing)  # noqa: E731
+        elif form_id == "action_plan":
+            build = lambda s: _action_plan_records(s, targets.get("action_plan"), state.today)  # noqa: E731
+        elif form_id == "exit":
+            build = lambda s: _exit_records(s, participant, state.today)  # noqa: E731
+        initial = answers_from_targets(form, targets)
+        if isinstance(target, ActionPlan):
+            initial.update(_action_plan_answers(target))
+        key = draft_key_for(participant.id, form_id, target_id)
+        self._return_to = self.current_section() if self.current_section() != _FORM_PAGE else self._return_to
+        self.form_view.render(FormState(
+            form=form, participant_id=participant.id, today=state.today, draft_key=key,
+            initial=initial, draft=state.draft(key), targets=targets,
+            assessor=state.keyworker_id, build=build))
+        self.stack.setCurrentWidget(self.form_view)
+        self.form_view.setFocus()
+        return self.form_view
+
+    def flush_drafts(self) -> None:
+        """Emit unsaved form work now, as drafts (the window calls this before it locks)."""
+        for form in (self.form_view, self.esf.form):
+            if form.has_pending_draft() or (form.isVisible() and form.state is not None):
+                form.flush_draft()
+
+    def _form_saved(self, records: list[Record]) -> None:
+        self.sig_save.emit(records)
+        self._form_closed()
+
+    def _form_closed(self) -> None:
+        self.show_section(self._return_to)
+
+    def _require_state(self) -> RecordState:
+        if self._state is None:
+            raise RuntimeError("render() has not been called")
+        return self._state
+
+    # --- building the pages --------------------------------------------------------------
+
+    def _build_profile(self) -> None:
+        page = _Page("Profile")
+        self.profile_table = _RecordTable("Their details", ["Question", "Answer"], parent=page)
+        self.edit_details = _button("Edit their details…", "Edit their details", page,
+                                    lambda: self.open_form("registration"))
+        self.drafts_list = QListWidget(page)
+        _named(self.drafts_list, "Unfinished forms")
+        self.drafts_list.setMaximumHeight(100)
+        self.drafts_list.itemActivated.connect(self._resume_draft)
+        self.resume_button = _button("Carry on with this form", "Carry on with the selected unfinished form",
+                                     page, lambda: self._resume_draft(self.drafts_list.currentItem()))
+        page.body.addWidget(self.profile_table, 1)
+        page.body.addWidget(self.edit_details, 0, Qt.AlignmentFlag.AlignLeft)
+        self.drafts_label = QLabel("Unfinished forms:", page)
+        page.body.addWidget(self.drafts_label)
+        page.body.addWidget(self.drafts_list)
+        page.body.addWidget(self.resume_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self._add_page("profile", page)
+
+    def _build_household(self) -> None:
+        page = _Page("Household")
+        self.household_table = _RecordTable(
+            "Family members", ["Name", "Relationship", "Date of birth", "Education"], "household_member", parent=page)
+        self.household_table.sig_delete.connect(self.sig_delete)
+        page.body.addWidget(self.household_table, 1)
+        self._add_page("household", page)
+
+    def _build_referral(self) -> None:
+        page = _Page("Referral")
+        self.referral_table = _RecordTable("Referral details", ["Question", "Answer"], parent=page)
+        self.referral_button = _button("Record the referral…", "Record or update the referral", page,
+                                       lambda: self.open_form("referral"))
+        page.body.addWidget(self.referral_table, 1)
+        page.body.addWidget(self.referral_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self._add_page("referral", page)
+
+    def _build_assessments(self) -> None:
+        page = _Page("Assessments")
+        self.assessment_table = _RecordTable(
+            "Assessments", ["Form", "Version", "Completed on", "By"], "assessment", parent=page)
+        self.assessment_table.sig_delete.connect(self.sig_delete)
+        self.assessment_table.sig_selected.connect(self._show_assessment)
+        self.assessment_detail = _RecordTable("Answers to the selected assessment", ["Question", "Answer"], parent=page)
+        self.assessment_buttons = QHBoxLayout()
+        self._assessment_button_widgets: list[QPushButton] = []
+        page.body.addLayout(self.assessment_buttons)
+        page.body.addWidget(self.assessment_table, 1)
+        page.body.addWidget(self.assessment_detail, 1)
+        self._add_page("assessments", page)
+
+    def _build_barriers(self) -> None:
+        page = _Page("Barriers to work")
+        self.barriers = BarriersPanel(page)
+        self.barriers.sig_save.connect(self.sig_save)
+        self.barriers.sig_add_barriers.connect(lambda: self.open_form("barriers_to_work"))
+        page.body.addWidget(self.barriers, 1)
+        self._add_page("barriers", page)
+
+    def _build_action_plan(self) -> None:
+        page = _Page("Action plan")
+        self.action_plan_page = page
+        self.plan_table = _RecordTable("Plans", ["Plan", "Goal", "Agreed on", "Review on"], "action_plan", parent=page)
+        self.plan_table.sig_delete.connect(self.sig_delete)
+        self.plan_table.sig_selected.connect(self._show_plan)
+        self.plan_steps = _RecordTable("Steps of the selected plan", ["Step", "Who", "By when", "Done"], parent=page)
+        buttons = QHBoxLayout()
+        buttons.addWidget(_button("New plan…", "Start a new plan", page, lambda: self.open_form("action_plan")))
+        buttons.addWidget(_button("Change the selected plan…", "Change the selected plan", page,
+                                  self._edit_plan))
+        buttons.addStretch(1)
+        page.body.addLayout(buttons)
+        page.body.addWidget(self.plan_table, 1)
+        page.body.addWidget(self.plan_steps, 1)
+        self._add_page("action_plan", page)
+
+    def _build_notes(self) -> None:
+        page = _Page("Contacts and notes")
+        self.notes_table = _RecordTable(
+            "Contact notes", ["When", "How", "Who can read it", "By", "Note"], "case_note", parent=page)
+        self.notes_table.sig_delete.connect(self.sig_delete)
+        box = QGroupBox("Add a note", page)
+        form = QFormLayout(box)
+        self.note_type = QComboBox(box)
+        for code in load_codelist("contact_type").codes:
+            self.note_type.addItem(code.label, code.code)
+        _named(self.note_type, "How you were in contact (required)")
+        self.note_date = QLineEdit(box)
+        self.note_date.setPlaceholderText("DD/MM/YYYY")
+        _named(self.note_date, "Date of the contact (required)")
+        self.note_confidentiality = QComboBox(box)
+        # Health Team notes are never written from a keyworker profile (seed 003).
+        self.note_confidentiality.addItem("Standard: the keyworker team", Confidentiality.STANDARD.value)
+        self.note_confidentiality.addItem("Sensitive: only people who need to know", Confidentiality.SENSITIVE.value)
+        _named(self.note_confidentiality, "Who can read this note (required)")
+        self.note_text = QPlainTextEdit(box)
+        self.note_text.setTabChangesFocus(True)
+        self.note_text.setFixedHeight(90)
+        _named(self.note_text, "What happened and what you discussed (required)")
+        self.note_error = QLabel(box)
+        self.note_error.setStyleSheet("color: #d4351c; font-weight: bold;")
+        self.note_error.setWordWrap(True)
+        self.note_error.hide()
+        self.note_save = _button("Save note", "Save the contact note", box, self.save_note)
+        form.addRow("How you were in contact *", self.note_type)
+        form.addRow("Date *", self.note_date)
+        form.addRow("Who can read it *", self.note_confidentiality)
+        form.addRow("Note *", self.note_text)
+        form.addRow(self.note_error)
+        form.addRow(self.note_save)
+        page.body.addWidget(self.notes_table, 1)
+        page.body.addWidget(box)
+        self._add_page("notes", page)
+
+    def _build_consent(self) -> None:
+        page = _Page("Consent")
+        self.consent = ConsentView(page)
+        self.consent.sig_save.connect(self.sig_save)
+        page.body.addWidget(self.consent, 1)
+        self._add_page("consent", page)
+
+    def _build_esf(self) -> None:
+        page = _Page("ESF form")
+        self.esf = EsfView(page)
+        self.esf.sig_save.connect(self.sig_save)
+        self.esf.sig_save_draft.connect(self.sig_save_draft)
+        self.esf.sig_discard_draft.connect(self.sig_discard_draft)
+        page.body.addWidget(self.esf, 1)
+        self._add_page("esf", page)
+
+    def _build_outcomes(self) -> None:
+        page = _Page("Outcomes and exit")
+        self.outcomes_table = _RecordTable(
+            "Outcomes", ["What", "Date", "Employer", "Job title", "Hours a week", "Left"], "outcome", parent=page)
+        self.outcomes_table.sig_delete.connect(self.sig_delete)
+        page.body.addWidget(self.outcomes_table, 1)
+        page.body.addWidget(_button("Record leaving the programme…", "Record leaving the programme", page,
+                                    lambda: self.open_form("exit")), 0, Qt.AlignmentFlag.AlignLeft)
+        self._add_page("outcomes", page)
+
+    def _build_sharing(self) -> None:
+        page = _Page("Sharing history")
+        page.body.addWidget(QLabel("What was sent to whom, when, and on what basis.", page))
+        self.sharing_table = _RecordTable("Sharing history", ["When", "Sent to", "What", "Lawful basis", "Result"], parent=page)
+        page.body.addWidget(self.sharing_table, 1)
+        self._add_page("sharing", page)
+
+    def _build_audit(self) -> None:
+        page = _Page("Audit history")
+        page.body.addWidget(QLabel("Every time this record was opened, changed, shared or exported.", page))
+        self.audit_table = _RecordTable("Audit history", ["When", "Who", "What", "Record", "Fields"], parent=page)
+        page.body.addWidget(self.audit_table, 1)
+        self._add_page("audit", page)
+
+    # --- rendering ---------------------------------------------------------------------
+
+    def render(self, state: RecordState) -> None:
+        """Show ``state``. Keeps the section (and any open form) the keyworker is on."""
+        self._state = state
+        programme = state.programme_pack
+        participant = state.participant
+        self.title.setText(f"{participant.display_name} ({participant.participant_ref or 'no reference yet'})")
+        self.setAccessibleName(f"Record of {participant.display_name}")
+        self._items["household"].setHidden(not programme.records_household_members)
+        self._items["esf"].setHidden(not programme.esf_funded or not programme.uses_form(ESF_FORM_ID))
+        kinds = [_code_label("action_plan_kind", k) for k in programme.action_plan_kinds]
+        plan_title = " / ".join(kinds) if kinds else "Action plan"
+        self._items["action_plan"].setText(plan_title)
+        self.action_plan_page.heading.setText(plan_title)
+        self._render_profile(state, programme)
+        self._render_household(state)
+        self._render_referral(state)
+        self._render_assessments(state, programme)
+        self.barriers.render(participant.id, state.records(Barrier), state.records(BarrierReview), state.today)
+        self._render_plans(state)
+        self._render_notes(state)
+        self.consent.render(ConsentState(participant, programme, tuple(state.records(Consent)),
+                                         state.today, state.keyworker_id))
+        if not self._items["esf"].isHidden():
+            self._render_esf(state, programme)
+        self._render_outcomes(state)
+        self._render_sharing(state)
+        self._render_audit(state)
+        if self.current_section() in {s for s, _ in SECTIONS} and self._items[self.current_section()].isHidden():
+            self.show_section("profile")
+
+    def _render_profile(self, state: RecordState, programme: Programme) -> None:
+        p = state.participant
+        strand = ""
+        if p.strand:
+            try:
+                strand = programme.strand(p.strand).name
+            except KeyError:
+                strand = p.strand
+        rows: list[tuple[str, Sequence[str]]] = [
+            (p.id, ("Reference", p.participant_ref)),
+            (p.id, ("Programme", programme.name + (f": {strand}" if strand else ""))),
+            (p.id, ("Status", _fmt(p.status))),
+            (p.id, (programme.worker_title, p.keyworker_id)),
+        ]
+        form = load_form("registration")
+        answers = answers_from_targets(form, {"participant": p})
+        for question in form.fields:
+            if question.id in answers:
+                rows.append((p.id, (question.label, display_answer(question, answers[question.id]))))
+        self.profile_table.set_rows(rows)
+        self.drafts_list.clear()
+        for draft in state.my_drafts():
+            item = QListWidgetItem(f"{_form_title(draft.form_id)}: last saved {draft.saved_at[:16].replace('T', ' ')}")
+            item.setData(Qt.ItemDataRole.UserRole, draft.key)
+            self.drafts_list.addItem(item)
+        has_drafts = bool(state.my_drafts())
+        for widget in (self.drafts_label, self.drafts_list, self.resume_button):
+            widget.setVisible(has_drafts)
+
+    def _resume_draft(self, item: QListWidgetItem | None) -> None:
+        state = self._state
+        if item is None or state is None:
+            return
+        draft = state.draft(str(item.data(Qt.ItemDataRole.UserRole)))
+        if draft is None:
+            return
+        if draft.form_id == ESF_FORM_ID:
+            self.show_section("esf")
+            return
+        target: Record | None = None
+        target_id = draft.key.rsplit(":", 1)[-1]
+        if draft.form_id == "action_plan":
+            target = next((a for a in state.records(ActionPlan) if a.id == target_id), None)
+        self.open_form(draft.form_id, target)
+
+    def _render_household(self, state: RecordState) -> None:
+        self.household_table.set_rows([
+            (m.id, (f"{m.given_name} {m.family_name}".strip(), m.relationship, _fmt(m.date_of_birth), m.education))
+            for m in state.records(HouseholdMember)])
+
+    def _render_referral(self, state: RecordState) -> None:
+        referrals = state.records(Referral)
+        if not referrals:
+            self.referral_table.set_rows([("", ("Referral", "Not recorded yet"))])
+            return
+        referral = referrals[-1]
+        rows: list[tuple[str, Sequence[str]]] = []
+        form = load_form("referral")
+        answers = answers_from_targets(form, {"referral": referral})
+        for question in form.fields:
+            if question.id in answers and question.maps_to.startswith("referral."):
+                rows.append((referral.id, (question.label, display_answer(question, answers[question.id]))))
+        self.referral_table.set_rows(rows)
+
+    def _render_assessments(self, state: RecordState, programme: Programme) -> None:
+        for button in self._assessment_button_widgets:
+            button.setParent(None)  # type: ignore[call-overload]
+            button.deleteLater()
+        self._assessment_button_widgets = []
+        page = self._pages["assessments"]
+        for form_id in programme.forms:
+            if form_id in _OWN_SECTION_FORMS:
+                continue
+            title = _form_title(form_id)
+            button = _button(f"{title}…", f"Start a new {title.lower()}", page,
+                             lambda f=form_id: self.open_form(f))
+            self.assessment_buttons.addWidget(button)
+            button.show()
+            self._assessment_button_widgets.append(button)
+        self.assessment_table.set_rows([
+            (a.id, (_form_title(a.form_id, a.form_version), str(a.form_version), _fmt(a.completed_on), a.assessor))
+            for a in state.records(Assessment)])
+        self.assessment_detail.set_rows([])
+
+    def _show_assessment(self, record_id: str) -> None:
+        state = self._state
+        assessment = next((a for a in state.records(Assessment) if a.id == record_id), None) if state else None
+        if assessment is None:
+            self.assessment_detail.set_rows([])
+            return
+        try:
+            form: FormDefinition | None = load_form(assessment.form_id, assessment.form_version)
+        except (FormNotFound, KeyworkerError):
+            form = None
+        rows: list[tuple[str, Sequence[str]]] = []
+        for key, value in assessment.answers.items():
+            if form is not None:
+                try:
+                    question = form.field(key)
+                    rows.append((assessment.id, (question.label, display_answer(question, value))))
+                    continue
+                except KeyError:
+                    pass
+            rows.append((assessment.id, (key.replace("_", " ").capitalize(), _fmt(value))))
+        self.assessment_detail.set_rows(rows)
+
+    def _render_plans(self, state: RecordState) -> None:
+        self.plan_table.set_rows([
+            (a.id, (_code_label("action_plan_kind", a.kind), a.goal, _fmt(a.agreed_on), _fmt(a.review_on)))
+            for a in state.records(ActionPlan)])
+        self.plan_steps.set_rows([])
+
+    def _show_plan(self, record_id: str) -> None:
+        state = self._state
+        plan = next((a for a in state.records(ActionPlan) if a.id == record_id), None) if state else None
+        self.plan_steps.set_rows([] if plan is None else [
+            (plan.id, (str(s.get("action", "")), str(s.get("owner", "")), _fmt(s.get("due")),
+                       "Yes" if s.get("done") else "No")) for s in plan.steps])
+
+    def _edit_plan(self) -> None:
+        state = self._state
+        record_id = self.plan_table.selected_id()
+        plan = next((a for a in state.records(ActionPlan) if a.id == record_id), None) if state else None
+        if plan is not None:
+            self.open_form("action_plan", plan)
+
+    def _render_notes(self, state: RecordState) -> None:
+        notes = [n for n in state.records(CaseNote) if n.confidentiality is not Confidentiality.HEALTH_TEAM]
+        notes.sort(key=lambda n: n.contact_on or n.created_at, reverse=True)
+        self.notes_table.set_rows([
+            (n.id, (_fmt(n.contact_on), _code_label("contact_type", n.contact_type),
+                    _fmt(n.confidentiality), n.author, n.summary)) for n in notes])
+        if not self.note_date.text():
+            self.note_date.setText(state.today.strftime("%d/%m/%Y"))
+
+    def save_note(self) -> bool:
+        """Check the new note and emit it as a CaseNote. True when emitted."""
+        state = self._require_state()
+        summary = self.note_text.toPlainText().strip()
+        try:
+            day = validators.date_value(self.note_date.text(), "contact_on")
+            if day > state.today:
+                raise validators.ValidationError("contact_on", "The date can't be in the future.")
+            if not summary:
+                raise validators.ValidationError("summary", "Please write what happened.")
+        except validators.ValidationError as err:
+            self.note_error.setText(err.message)
+            self.note_error.show()
+            (self.note_date if err.field == "contact_on" else self.note_text).setFocus()
+            return False
+        self.note_error.hide()
+        note = CaseNote(
+            participant_id=state.participant.id, contact_type=str(self.note_type.currentData()),
+            contact_on=datetime.combine(day, time(12, 0), tzinfo=timezone.utc), summary=summary,
+            confidentiality=Confidentiality(self.note_confidentiality.currentData()),
+            author=state.keyworker_id)
+        self.note_text.clear()
+        self.sig_save.emit([note])
+        return True
+
+    def _render_esf(self, state: RecordState, programme: Programme) -> None:
+        forms = state.records(EsfForm)
+        esf = forms[-1] if forms else None
+        attachments = {a.id: a for a in state.records(Attachment)}
+        key = draft_key_for(state.participant.id, ESF_FORM_ID, esf.id if esf else "new")
+        self.esf.render(EsfState(state.participant, programme, state.today, esf, attachments,
+                                 state.draft(key), state.keyworker_id))
+
+    def _render_outcomes(self, state: RecordState) -> None:
+        self.outcomes_table.set_rows([
+            (o.id, (_fmt(o.kind), _fmt(o.outcome_on), o.employer, o.job_title,
+                    "" if o.weekly_hours is None else f"{o.weekly_hours:g}",
+                    _code_label("exit_reason", o.exit_reason.value) if o.exit_reason else ""))
+            for o in state.records(Outcome)])
+
+    def _render_sharing(self, state: RecordState) -> None:
+        self.sharing_table.set_rows([
+            (s.record_id, (_fmt(s.sent_at) if not isinstance(s.sent_at, str) else s.sent_at[:16].replace("T", " "),
+                           s.recipient, _fmt_record_type(s.record_type), s.lawful_basis, s.status))
+            for s in state.sharing_history] or [("", ("", "Nothing has been shared yet.", "", "", ""))])
+
+    def _render_audit(self, state: RecordState) -> None:
+        self.audit_table.set_rows([
+            (e.record_id, (e.at[:16].replace("T", " "), e.actor, e.action, _fmt_record_type(e.record_type),
+                           ", ".join(field_label(e.record_type, f) for f in e.detail.get("fields", ()))))
+            for e in sorted(state.audit_entries, key=lambda e: e.seq, reverse=True)])
+
+
+def _fmt_record_type(record_type: str) -> str:
+    return RECORD_TYPE_LABELS.get(record_type, record_type.replace("_", " ").capitalize())
+
+
+# --- Form-specific record builders ---------------------------------------------------------
+
+
+def _action_plan_answers(plan: ActionPlan) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
+    for number, step in enumerate(plan.steps[:3], 1):
+        for part in ("action", "owner", "due"):
+            if step.get(part):
+                answers[f"step_{number}_{part}"] = step[part]
+    return answers
+
+
+def _action_plan_records(submission: Submission, existing: Record | None, today: date) -> list[Record]:
+    """An ActionPlan (its steps gathered from step_N_* answers) and the rest as an assessment."""
+    answers = dict(submission.answers)
+    steps = []
+    for number in range(1, 4):
+        action = answers.pop(f"step_{number}_action", None)
+        owner = answers.pop(f"step_{number}_owner", "")
+        due = answers.pop(f"step_{number}_due", None)
+        if action:
+            steps.append({"action": action, "owner": owner, "due": due, "done": False})
+    trimmed = Submission(submission.form, submission.participant_id, answers, submission.attachments,
+                         submission.draft_key)
+    targets = {} if existing is None else {"action_plan": existing}
+    records = records_from_submission(trimmed, targets, today)
+    return [r.replace(steps=tuple(steps)) if isinstance(r, ActionPlan) else r for r in records]
+
+
+def _exit_records(submission: Submission, participant: Participant, today: date) -> list[Record]:
+    """An exit Outcome (and a job start when they got a job); the participant marked as exited."""
+    answers = submission.answers
+    records = records_from_submission(submission, {"participant": participant}, today)
+    onward = tuple(line.strip() for line in str(answers.get("onward_referrals", "")).splitlines() if line.strip())
+    out: list[Record] = []
+    for record in records:
+        if isinstance(record, Outcome):
+            exit_reason = record.exit_reason if isinstance(record.exit_reason, ExitReason) else None
+            record = record.replace(kind=OutcomeKind.EXIT, onward_referrals=onward, exit_reason=exit_reason)
+            if answers.get("got_job") and answers.get("job_start_on"):
+                out.append(Outcome(participant_id=participant.id, kind=OutcomeKind.JOB_START,
+                                   outcome_on=answers["job_start_on"], employer=record.employer,
+                                   job_title=record.job_title, weekly_hours=record.weekly_hours))
+        out.append(record)
+    out.append(participant.replace(status=ParticipantStatus.EXITED))
+    return out
+
+
+__all__ = ["ParticipantRecordView", "RecordState", "SentItem", "SECTIONS"]
