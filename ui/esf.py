@@ -195,11 +195,7 @@ class EsfView(QWidget):
         if esf is None or pdf is None:
             self.viewer.clear()
             return
-        signature = state.attachments.get(esf.signature_attachment_id)
-        document = esf_document(esf, state.participant, state.programme.name,
-                                signature.content if signature else None, pdf.created_at.date(),
-                                self.form_definition)
-        self.viewer.show_pdf(pdf.content, esf.pdf_sha256, document)
+        self.viewer.show_pdf(pdf.content, esf.pdf_sha256)
 
     def _records(self, submission: Submission) -> list[Record]:
         state = self._state

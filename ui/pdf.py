@@ -2,9 +2,8 @@
 
 Nothing here touches the disk: a document is laid out as a ``QTextDocument`` (images added
 as in-memory resources), written by ``QPdfWriter`` into a ``QBuffer`` and returned as bytes
-for the store. The viewer uses QtPdf's ``QPdfView`` when this PySide6 has it; the
-PySide6-Essentials wheel does not, so otherwise it shows the same document the PDF was made
-from, with a plain message saying so and whether the stored PDF's fingerprint matches.
+for the store. The viewer draws the stored PDF's own pages with PDFium (``pypdfium2``:
+QtPdf is not in the PySide6-Essentials wheel), so what is seen and printed is what was signed.
 """
 
 from __future__ import annotations
@@ -13,17 +12,10 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QUrl
-from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRect, Qt, QUrl
+from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPagedPaintDevice, QPainter, QPdfWriter, QPixmap, QTextDocument
 from PySide6.QtPrintSupport import QPrintDialog, QPrinter
-from PySide6.QtWidgets import QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
-
-try:  # QtPdf is not in PySide6-Essentials; use it when a fuller PySide6 is installed.
-    from PySide6.QtPdf import QPdfDocument
-    from PySide6.QtPdfWidgets import QPdfView
-    HAS_QTPDF = True
-except ImportError:
-    HAS_QTPDF = False
+from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 PDF_MEDIA_TYPE = "application/pdf"
 _RESOLUTION_DPI = 300
@@ -83,81 +75,139 @@ def make_print_dialog(printer: QPrinter, parent: QWidget | None = None) -> QPrin
 
 
 class PdfViewer(QWidget):
-    """Shows a stored PDF, and prints it; see the module docstring for the fallback."""
+    """Shows the stored PDF itself, page by page, and prints those same pages.
+
+    Pages are drawn by PDFium (``pypdfium2``) straight from the bytes in the store, so
+    what the keyworker sees and prints is exactly what was signed, with its fingerprint
+    checked against the one recorded.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._document: PrintableDocument | None = None
         self._pdf = b""
+        self._pages: list[QImage] = []
         self.message = QLabel(self)
         self.message.setWordWrap(True)
-        self.preview = QTextBrowser(self)
-        self.preview.setAccessibleName("Form as printed")
-        self.pdf_view: QWidget | None = None
-        self._pdf_document: object | None = None
+        self.message.setAccessibleName("About this PDF")
+        self._page_box = QWidget(self)
+        self._page_layout = QVBoxLayout(self._page_box)
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self._page_box)
+        self.scroll.setAccessibleName("Stored PDF pages")
         self.print_button = QPushButton("Print…", self)
         self.print_button.setAccessibleName("Print the form")
         self.print_button.clicked.connect(self.print_with_dialog)
-        self._layout = QVBoxLayout(self)
-        self._layout.addWidget(self.message)
-        self._layout.addWidget(self.preview, 1)
-        self._layout.addWidget(self.print_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message)
+        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.print_button)
         self.clear()
 
     def clear(self) -> None:
-        self._document = None
         self._pdf = b""
+        self._pages = []
+        self._show_pages()
         self.message.setText("No PDF yet.")
-        self.preview.clear()
-        self.preview.hide()
         self.print_button.setEnabled(False)
 
-    def show_pdf(self, pdf: bytes, expected_sha256: str, document: PrintableDocument) -> None:
-        """Show ``pdf``; ``document`` is what it was made from (for the fallback and printing)."""
+    def show_pdf(self, pdf: bytes, expected_sha256: str) -> None:
+        """Show ``pdf`` from the store, saying whether it is the one that was signed."""
         self._pdf = pdf
-        self._document = document
         matches = sha256_hex(pdf) == expected_sha256
         check = ("Its fingerprint matches the one recorded when it was signed."
                  if matches else
                  "Warning: its fingerprint does not match the one recorded. Tell your manager.")
-        size = f"{max(len(pdf) // 1024, 1)} KB"
-        if HAS_QTPDF:
-            self._show_with_qtpdf(pdf)
-            self.message.setText(f"Stored PDF, {size}. {check}")
-        else:
-            self.message.setText(
-                f"Stored PDF, {size}. {check} This computer has no PDF viewer built in, so the "
-                "form is shown below as it was printed into the PDF.")
-            self.preview.setDocument(document.text_document())
-            self.preview.show()
-        self.print_button.setEnabled(True)
+        try:
+            self._pages = pdf_page_images(pdf)
+        except PdfUnreadable:
+            self._pages = []
+            self._show_pages()
+            self.message.setText("The stored PDF could not be opened: it is damaged. "
+                                 "Nothing was changed; tell your IT team. " + check)
+            self.print_button.setEnabled(False)
+            return
+        self._show_pages()
+        count = len(self._pages)
+        self.message.setText(f"Stored PDF, {count} page{'s' if count != 1 else ''}. {check}")
+        self.print_button.setEnabled(bool(self._pages))
 
-    def _show_with_qtpdf(self, pdf: bytes) -> None:  # pragma: no cover - needs QtPdf
-        buffer = QBuffer(self)
-        buffer.setData(QByteArray(pdf))
-        buffer.open(QIODevice.OpenModeFlag.ReadOnly)
-        doc = QPdfDocument(self)
-        doc.load(buffer)
-        if self.pdf_view is None:
-            self.pdf_view = QPdfView(self)
-            self.pdf_view.setAccessibleName("Stored PDF")
-            self._layout.insertWidget(1, self.pdf_view, 1)
-        self.pdf_view.setDocument(doc)  # type: ignore[union-attr]
-        self._pdf_document = (doc, buffer)
-        self.preview.hide()
+    def _show_pages(self) -> None:
+        while self._page_layout.count():
+            item = self._page_layout.takeAt(0)
+            if item is not None and item.widget() is not None:
+                item.widget().deleteLater()  # type: ignore[union-attr]
+        for number, image in enumerate(self._pages, start=1):
+            label = QLabel(self._page_box)
+            label.setPixmap(QPixmap.fromImage(image))
+            label.setAccessibleName(f"Page {number} of {len(self._pages)}")
+            self._page_layout.addWidget(label)
 
     @property
     def pdf(self) -> bytes:
         return self._pdf
+
+    @property
+    def page_count(self) -> int:
+        return len(self._pages)
 
     def printer_and_dialog(self) -> tuple[QPrinter, QPrintDialog]:
         """A printer and its dialog, ready to ``exec`` (tests construct them without showing)."""
         printer = QPrinter(QPrinter.PrinterMode.HighResolution)
         return printer, make_print_dialog(printer, self)
 
+    def print_pages(self, printer: QPrinter) -> None:
+        """Print the stored PDF's own pages, each scaled to the printer's page."""
+        print_pdf(self._pdf, printer)
+
     def print_with_dialog(self) -> None:
-        if self._document is None:
+        if not self._pdf:
             return
         printer, dialog = self.printer_and_dialog()
         if dialog.exec() == QPrintDialog.DialogCode.Accepted:
-            print_document(self._document, printer)
+            self.print_pages(printer)
+
+
+class PdfUnreadable(Exception):
+    """Stored PDF bytes that PDFium cannot open."""
+
+
+def pdf_page_images(pdf: bytes, scale: float = 1.5) -> list[QImage]:
+    """Every page of ``pdf`` drawn to an image in memory (no files)."""
+    import pypdfium2 as pdfium
+
+    try:
+        document = pdfium.PdfDocument(pdf)
+    except pdfium.PdfiumError as exc:
+        raise PdfUnreadable() from exc
+    images: list[QImage] = []
+    try:
+        for index in range(len(document)):
+            page = document[index]
+            bitmap = page.render(scale=scale, rev_byteorder=True)  # RGB, 3 bytes a pixel
+            image = QImage(bytes(bitmap.buffer), bitmap.width, bitmap.height, bitmap.stride,
+                           QImage.Format.Format_RGB888)
+            images.append(image.copy())  # own the pixels before PDFium frees its buffer
+            page.close()
+    finally:
+        document.close()
+    return images
+
+
+def print_pdf(pdf: bytes, printer: QPagedPaintDevice) -> int:
+    """Print the pages of ``pdf`` on ``printer`` (a QPrinter, or a QPdfWriter in tests);
+    returns how many pages were printed."""
+    pages = pdf_page_images(pdf, scale=min(printer.logicalDpiX(), 300) / 72)
+    painter = QPainter()
+    if not painter.begin(printer):
+        return 0
+    try:
+        for number, image in enumerate(pages):
+            if number:
+                printer.newPage()
+            target = painter.viewport()
+            size = image.size().scaled(target.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            painter.drawImage(QRect(target.topLeft(), size), image)
+    finally:
+        painter.end()
+    return len(pages)

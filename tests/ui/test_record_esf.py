@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+from PySide6.QtGui import QPdfWriter
 from PySide6.QtPrintSupport import QPrintDialog
 
 from keyworker_app.programmes import load_programme
@@ -13,6 +15,7 @@ from record_support import (  # noqa: F401
     KEYWORKER, PROGRAMME, TODAY, draw_stroke, record_store, save_all, synthetic_participant,
 )
 from ui.esf import EsfState, EsfView, signatures_owed
+from ui.pdf import print_pdf
 
 
 def _esf_view(qtbot, store):
@@ -89,13 +92,54 @@ def test_complete_sign_and_make_the_pdf(qtbot, record_store) -> None:
     assert view.viewer.pdf == pdf.content
     assert "fingerprint matches" in view.viewer.message.text()
     assert view.viewer.print_button.isEnabled()
-    shown = view.viewer.preview.toPlainText()
+    # The viewer draws the stored PDF's own pages, and the PDF says what was signed.
+    assert view.viewer.page_count >= 1
+    shown = pdf_text(pdf.content)
     assert "Evidence seen of right to work in the UK" in shown
     assert "Signed by the participant on 14 May 2025" in shown
     assert "Testy Example (WW-000042)" in shown
+    # Printing sends those same pages: print into an in-memory PDF and count them.
+    out = QByteArray()
+    buffer = QBuffer(out)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    writer = QPdfWriter(buffer)
+    assert print_pdf(pdf.content, writer) == view.viewer.page_count
+    del writer
+    printed = bytes(out.data())
+    assert printed.startswith(b"%PDF") and pdf_pages(printed) == view.viewer.page_count
     printer, dialog = view.viewer.printer_and_dialog()
     assert isinstance(dialog, QPrintDialog) and not dialog.isVisible()
     assert signatures_owed(stored["esf_form"]) == []
+
+
+def pdf_pages(pdf: bytes) -> int:
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(pdf)
+    try:
+        return len(document)
+    finally:
+        document.close()
+
+
+def pdf_text(pdf: bytes) -> str:
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(pdf)
+    try:
+        return "\n".join(document[i].get_textpage().get_text_range() for i in range(len(document)))
+    finally:
+        document.close()
+
+
+def test_a_damaged_stored_pdf_is_reported_not_shown(qtbot) -> None:
+    from ui.pdf import PdfViewer
+
+    viewer = PdfViewer()
+    qtbot.addWidget(viewer)
+    viewer.show_pdf(b"%PDF-1.4 this is not really a PDF", expected_sha256="0" * 64)
+    assert "damaged" in viewer.message.text() and "does not match" in viewer.message.text()
+    assert viewer.page_count == 0 and not viewer.print_button.isEnabled()
 
 
 def test_remote_delivery_leaves_the_signature_owed(qtbot, record_store) -> None:
