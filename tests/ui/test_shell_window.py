@@ -1,0 +1,372 @@
+"""The main window end to end on the real encrypted store: create, unlock, register,
+search, filter, sync status, auto-lock with the draft kept. No sleeps: signals and waitUntil."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterator
+
+import pytest
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QDialogButtonBox, QLabel, QWidget
+from pytestqt.qtbot import QtBot
+
+from keyworker_app.errors import (
+    DamagedProfile, DeviceSecretMissing, KeyringUnavailable, LockedOut, NewerDatabase,
+    UnlockTooSoon, WrongPassphrase,
+)
+from keyworker_app.paths import AppPaths
+from keyworker_app.profile import Profile
+from keyworker_app.records import Participant
+from keyworker_app.security import keyring_status
+from keyworker_app.store.store import Store
+from shell_support import participant
+from support import PASSPHRASE, MemoryKeyring, fast_kdf, write_org_config
+from ui.models import CaseloadFilter
+from ui.window import MainWindow
+
+MakeWindow = Callable[..., MainWindow]
+
+
+@pytest.fixture
+def make_window(qtbot: QtBot) -> Iterator[MakeWindow]:
+    made: list[MainWindow] = []
+
+    def make(paths: AppPaths, **kwargs: Any) -> MainWindow:
+        window = MainWindow(paths, **kwargs)
+        qtbot.addWidget(window)
+        window.show()
+        made.append(window)
+        return window
+
+    yield make
+    for window in made:
+        window.close()  # flushes, closes the store and stops the worker
+
+
+def unlock(qtbot: QtBot, window: MainWindow, passphrase: str = PASSPHRASE) -> None:
+    page = window.start.unlock_page
+    page.passphrase.setText(passphrase)
+    with qtbot.waitSignal(window.sig_unlocked, timeout=20_000):
+        qtbot.mouseClick(page.unlock_button, Qt.MouseButton.LeftButton)
+
+
+def seed(paths: AppPaths, count: int = 0, **fields: Any) -> None:
+    store, _ = Profile.at(paths).create("KW-0001", "working_well_ses", PASSPHRASE, kdf=fast_kdf())
+    try:
+        store.repo(Participant).save_many(participant(n, **fields) for n in range(1, count + 1))
+    finally:
+        store.close()
+
+
+def error_text(window: MainWindow) -> str:
+    return window.start.unlock_page.banner.text()
+
+
+# --- creating and unlocking ----------------------------------------------------------------
+
+def test_create_profile_through_the_ui(qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    window = make_window(ui_paths)
+    page = window.start.create_page
+    assert window.pages.currentWidget() is window.start
+    assert page.programme.count() >= 5 and not page.create_button.isEnabled()
+    page.programme.setCurrentIndex(page.programme.findData("working_well_ses"))
+    page.keyworker_id.setText("KW-0042")
+    page.passphrase.setText("short")
+    assert page.strength_word.text() == "Too short"
+    assert "too easy to guess" in page.advice.text()
+    page.passphrase.setText(PASSPHRASE)
+    assert page.strength.value() >= 2 and "not the same" in page.advice.text()
+    page.confirm.setText(PASSPHRASE)
+    assert page.create_button.isEnabled()
+    with qtbot.waitSignal(window.sig_unlocked, timeout=20_000):
+        qtbot.mouseClick(page.create_button, Qt.MouseButton.LeftButton)
+    assert window.pages.currentWidget() is window.main_page
+    assert Profile.at(ui_paths).info().keyworker_id == "KW-0042"
+    # This machine has no secure credential store: the warning is said plainly.
+    if not keyring_status().secure:
+        assert "no secure credential store" in window.notice.text()
+    assert "empty" in window.caseload.empty.text()
+
+
+def test_keyring_required_but_missing_is_explained(qtbot: QtBot, ui_paths: AppPaths,
+                                                   make_window: MakeWindow) -> None:
+    write_org_config(ui_paths, keyring_policy="required")
+    if keyring_status().secure:
+        pytest.skip("this machine has a secure keyring")
+    window = make_window(ui_paths)
+    page = window.start.create_page
+    page.keyworker_id.setText("KW-0042")
+    page.passphrase.setText(PASSPHRASE)
+    page.confirm.setText(PASSPHRASE)
+    with qtbot.waitSignal(window.ops.sig_busy, check_params_cb=lambda busy, _l: not busy, timeout=20_000):
+        qtbot.mouseClick(page.create_button, Qt.MouseButton.LeftButton)
+    assert KeyringUnavailable.message in page.banner.text()
+    assert not Profile.at(ui_paths).exists()
+
+
+def test_unlock_failures_each_have_their_own_message(qtbot: QtBot, ui_paths: AppPaths,
+                                                     make_window: MakeWindow) -> None:
+    write_org_config(ui_paths, unlock_delay_after=2, unlock_lockout_after=3,
+                     unlock_base_delay_seconds=30)
+    seed(ui_paths)
+    window = make_window(ui_paths)
+    page = window.start.unlock_page
+    assert "KW-0001" in page.who.text()
+
+    def attempt(passphrase: str) -> None:
+        page.passphrase.setText(passphrase)
+        with qtbot.waitSignal(window.ops.sig_busy, check_params_cb=lambda busy, _l: not busy,
+                              timeout=20_000):
+            page.sig_unlock.emit(passphrase)  # the button may rightly be disabled: press anyway
+
+    attempt("not the passphrase 1")
+    assert WrongPassphrase.message in error_text(window) and "2 more tries" in error_text(window)
+    assert page.passphrase.text() == ""
+    attempt("not the passphrase 2")
+    assert "1 more tries" in error_text(window) and "Wait 30 seconds" in error_text(window)
+    assert page.seconds_to_wait > 0 and not page.unlock_button.isEnabled()
+    assert "wait" in page.unlock_button.text()
+    attempt(PASSPHRASE)  # too soon, even with the right passphrase
+    assert UnlockTooSoon.message in error_text(window) and "seconds, then try again" in error_text(window)
+    # Move the clock past the delay by editing when the last failure was.
+    keyfile = json.loads(ui_paths.keyfile.read_text())
+    keyfile["unlock"]["last_failure_at"] -= 3600
+    ui_paths.keyfile.write_text(json.dumps(keyfile))
+    attempt("not the passphrase 3")
+    assert LockedOut.message in error_text(window) and "recovery key" in error_text(window)
+    assert not page.passphrase.isEnabled() and not page.unlock_button.isEnabled()
+    # Opening the app again starts at the locked-out message, not a passphrase box.
+    again = make_window(ui_paths)
+    assert LockedOut.message in again.start.unlock_page.banner.text()
+
+
+def test_damaged_and_newer_profiles(qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    seed(ui_paths)
+    store = Profile.at(ui_paths).unlock(PASSPHRASE)
+    with store.db.lock:
+        store.db.conn.execute("PRAGMA user_version = 99")
+    store.close()
+    window = make_window(ui_paths)
+    page = window.start.unlock_page
+    page.passphrase.setText(PASSPHRASE)
+    with qtbot.waitSignal(window.ops.sig_failed, timeout=20_000):
+        qtbot.mouseClick(page.unlock_button, Qt.MouseButton.LeftButton)
+    assert NewerDatabase.message in error_text(window) and "Install the latest Keyworker" in error_text(window)
+
+    ui_paths.keyfile.write_text("{ not json")
+    damaged = make_window(ui_paths)
+    assert DamagedProfile.message in damaged.start.unlock_page.banner.text()
+    assert not damaged.start.unlock_page.unlock_button.isEnabled()
+    assert ui_paths.database.exists()  # never a new empty database over the old one
+
+
+def test_missing_device_secret(qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow,
+                               secure_keyring: MemoryKeyring) -> None:
+    seed(ui_paths)
+    secure_keyring.entries.clear()  # as if the credential store were reset
+    window = make_window(ui_paths)
+    page = window.start.unlock_page
+    page.passphrase.setText(PASSPHRASE)
+    with qtbot.waitSignal(window.ops.sig_failed, timeout=20_000):
+        qtbot.mouseClick(page.unlock_button, Qt.MouseButton.LeftButton)
+    assert DeviceSecretMissing.message in error_text(window)
+    assert "recovery key" in error_text(window)
+
+
+# --- the caseload --------------------------------------------------------------------------
+
+def test_register_a_participant_through_the_ui(qtbot: QtBot, ui_paths: AppPaths,
+                                               make_window: MakeWindow) -> None:
+    seed(ui_paths)
+    window = make_window(ui_paths)
+    unlock(qtbot, window)
+    assert window.sync_status.waiting.text() == "Waiting to send: 0 items"
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    dialog = window.new_participant_dialog
+    assert dialog is not None and dialog.isVisible()
+    dialog.given_name.setText("Amira")
+    dialog.family_name.setText("Khan")
+    dialog.date_of_birth.setText("31/01/1985")
+    dialog.postcode.setText("m13 9pl")
+    dialog.ni_number.setText("not an NI number")
+    dialog.reason.setPlainText("Wants help back to work after illness")
+    save = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Save)
+    qtbot.mouseClick(save, Qt.MouseButton.LeftButton)
+    assert dialog.isVisible() and "NI number" in dialog.banner.text()  # says what and where
+    dialog.ni_number.setText("ab 12 34 56 c")
+    with qtbot.waitSignal(window.sig_record_shown, timeout=20_000) as shown:
+        qtbot.mouseClick(save, Qt.MouseButton.LeftButton)
+    assert window.model.total == 1 and window.model.row(0).name == "Khan, Amira"
+    store = window.ops.store
+    assert store is not None
+    saved = store.participants.get(shown.args[0])
+    assert saved.ni_number == "AB123456C" and saved.postcode == "M13 9PL"
+    assert saved.participant_ref.startswith("WWS-")
+    # Participant, referral and enrolment each wait to be sent: the strip says so.
+    qtbot.waitUntil(lambda: window.sync_state.waiting == 3)
+    assert window.sync_status.waiting.text() == "Waiting to send: 3 items"
+
+
+def test_search_and_filters_through_the_view(qtbot: QtBot, ui_paths: AppPaths,
+                                             make_window: MakeWindow) -> None:
+    seed(ui_paths, count=30)
+    window = make_window(ui_paths)
+    unlock(qtbot, window)
+    view = window.caseload
+    assert window.model.total == 30 and "30 participants on your caseload" in view.count.text()
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert view.search.hasFocus()
+    qtbot.keyClicks(view.search, "Family0007")
+    qtbot.waitUntil(lambda: window.model.total == 1)
+    assert view.count.text() == "1 participant matches"
+    # Enter in the search box goes to the list; Enter on the list opens the record.
+    with qtbot.waitSignal(window.sig_record_shown, timeout=20_000):
+        qtbot.keyClick(view.search, Qt.Key.Key_Return)
+        qtbot.keyClick(view.table, Qt.Key.Key_Return)
+    view.clear_filters()
+    assert window.model.total == 30
+    view.status.setCurrentIndex(view.status.findData("on_hold"))
+    assert window.model.total == 0 and "Nobody matches" in view.empty.text()
+    view.clear_filters()
+    view.unsynced.setChecked(True)
+    assert window.model.total == 30
+    assert window.model.filter == CaseloadFilter(unsynced=True)
+
+
+def test_every_control_has_an_accessible_name(qtbot: QtBot, ui_paths: AppPaths,
+                                              make_window: MakeWindow) -> None:
+    from PySide6.QtWidgets import (QAbstractButton, QComboBox, QLineEdit, QSpinBox, QTableView)
+    seed(ui_paths, count=1)
+    window = make_window(ui_paths)
+    controls = (QAbstractButton, QComboBox, QLineEdit, QSpinBox, QTableView)
+
+    def unnamed(root: QWidget) -> list[str]:
+        return [f"{type(w).__name__} {getattr(w, 'text', lambda: '')()!r}" for w in root.findChildren(QWidget)
+                if isinstance(w, controls) and not w.accessibleName()
+                # Qt's own parts: a combo box's editor, a line edit's clear button, a table's corner
+                and not (isinstance(w, QLineEdit) and isinstance(w.parent(), QComboBox))
+                and not isinstance(w.parent(), (QLineEdit, QTableView))
+                and w.parent() is not None and type(w.parent()).__name__ != "QDialogButtonBox"
+                and "ScrollBar" not in type(w).__name__ and w.objectName() != "qt_spinbox_lineedit"]
+
+    assert unnamed(window.start) == []
+    unlock(qtbot, window)
+    assert unnamed(window.caseload) == [] and unnamed(window.sync_status) == []
+
+
+# --- sync status ---------------------------------------------------------------------------
+
+class FakeSync:
+    """Stands in for the sync engine (being written separately): marks the outbox sent."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def run(self, progress_callback: Callable[[int, int, str], None]) -> None:
+        items = self.store.outbox_pending()
+        for i, item in enumerate(items, 1):
+            with self.store.db.transaction() as conn:
+                conn.execute("UPDATE outbox SET state = 'done' WHERE seq = ?", (item.seq,))
+            progress_callback(i, len(items), "Sending")
+
+
+def test_sync_status_and_sync_now(qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    seed(ui_paths, count=2)
+    window = make_window(ui_paths, sync_factory=FakeSync)
+    unlock(qtbot, window)
+    assert window.sync_state.enrolled and window.sync_state.waiting == 2
+    assert "Never" in window.sync_status.last_sync.text()
+    progress: list[int] = []
+    window.sig_sync_state.connect(lambda s: progress.append(s.progress_done) if s.running else None)
+    with qtbot.waitSignal(window._sync_relay.sig_finished, timeout=20_000):
+        qtbot.keyClick(window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: window.sync_state.waiting == 0 and not window.sync_state.running)
+    assert progress[-1] == 2 and window.sync_status.waiting.text() == "Waiting to send: 0 items"
+    # A save puts an item back in the outbox, and the strip follows.
+    store = window.ops.store
+    assert store is not None
+    first = store.participants.search("", 1)[0]
+    with qtbot.waitSignal(window.ops.sig_changed):
+        window.ops.save_records([first.replace(postcode="OL1 1AA")])
+    assert window.sync_state.waiting == 1
+
+
+def test_sync_without_a_controller_says_so(qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    seed(ui_paths)
+    window = make_window(ui_paths)
+    unlock(qtbot, window)
+    assert "Not enrolled with a controller — see Settings" in window.sync_status.connection.text()
+    qtbot.keyClick(window, Qt.Key.Key_F5)
+    assert "not enrolled" in window.notice.text()
+
+
+# --- locking -------------------------------------------------------------------------------
+
+class FormInProgress(QWidget):
+    """A record view with a half-filled form: emits its draft when asked to flush."""
+
+    sig_save = Signal(list)
+    sig_delete = Signal(str, str, str)
+    sig_save_draft = Signal(str, str, str, dict)
+    sig_discard_draft = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.states: list[Any] = []
+        self.label = QLabel(self)
+
+    def render(self, state: Any) -> None:
+        self.states.append(state)
+        self.label.setText(state.participant_file.participant.display_name)
+
+    def flush_drafts(self) -> None:
+        pid = self.states[-1].participant_file.participant.id
+        self.sig_save_draft.emit(f"{pid}:initial_assessment:new", "initial_assessment", pid,
+                                 {"goals": "Part-time work in a library"})
+
+
+def test_auto_lock_keeps_the_draft_and_offers_it_back(qtbot: QtBot, ui_paths: AppPaths,
+                                                      make_window: MakeWindow) -> None:
+    seed(ui_paths, count=3)
+    views: list[FormInProgress] = []
+
+    def factory() -> FormInProgress:
+        views.append(FormInProgress())
+        return views[-1]
+
+    window = make_window(ui_paths, idle_timeout_ms=300, record_view_factory=factory)
+    unlock(qtbot, window)
+    pid = window.model.participant_id(1)
+    with qtbot.waitSignal(window.sig_record_shown, timeout=20_000):
+        window.open_participant(pid)
+    store = window.ops.store
+    assert store is not None
+    # Nobody touches anything: the window locks itself.
+    with qtbot.waitSignal(window.sig_locked, timeout=20_000):
+        pass
+    assert window.locked and window.pages.currentWidget() is window.start
+    assert window.ops.store is None and not store.db.is_open
+    assert window.model.rowCount() == 0 and window.record_view is None
+    assert "not used for a while" in window.start.unlock_page.notice.text()
+    unlock(qtbot, window)
+    qtbot.waitUntil(lambda: len(views) == 2 and bool(views[1].states), timeout=20_000)
+    state = views[1].states[-1]
+    assert state.participant_file.participant.id == pid
+    assert [d.answers for d in state.drafts] == [{"goals": "Part-time work in a library"}]
+    assert "unsaved form" in window.notice.text()
+    window.idle.stop()
+
+
+def test_lock_now_with_the_real_record_view(qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    seed(ui_paths, count=1)
+    window = make_window(ui_paths)
+    unlock(qtbot, window)
+    with qtbot.waitSignal(window.sig_record_shown, timeout=20_000):
+        window.open_participant(window.model.participant_id(0))
+    assert window.record_view is not None
+    with qtbot.waitSignal(window.sig_locked, timeout=20_000):
+        qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert window.record_view is None and window.pages.currentWidget() is window.start
+    unlock(qtbot, window)
+    qtbot.waitUntil(lambda: window.record_view is not None, timeout=20_000)
