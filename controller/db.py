@@ -1,0 +1,334 @@
+"""One SQL layer over SQLite (default) and PostgreSQL (psycopg 3).
+
+Every query in the controller is plain SQL written once, with ``?`` placeholders; this
+module is the one place that adapts it to the backend (``%s`` for psycopg). The schema is
+created and upgraded by numbered files in ``controller/migrations/`` (``0001_name.sql``),
+each applied in one transaction and recorded in ``schema_migrations``; a database that has
+a migration this code does not know is refused with :class:`DatabaseTooNew`.
+
+Timestamps are stored as fixed-width ISO-8601 UTC text (see :func:`now_text`) so that
+comparison and ordering are plain string comparison on both backends.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Protocol, Sequence
+from urllib.parse import unquote, urlsplit
+
+import platformdirs
+
+Row = dict[str, Any]
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class DatabaseError(Exception):
+    """A failure of the controller's database that a person can act on."""
+
+
+class BadDatabaseUrl(DatabaseError):
+    """The ``--db`` URL is not one this controller understands."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached or is busy; retrying later may work."""
+
+
+class DatabaseTooNew(DatabaseError):
+    """The database was upgraded by a newer controller than this one."""
+
+
+class UniqueViolation(DatabaseError):
+    """An insert broke a unique constraint (used to detect exactly-once races)."""
+
+
+def now_text(moment: datetime | None = None) -> str:
+    """A UTC moment as fixed-width text that sorts in time order."""
+    moment = moment or datetime.now(timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def later_text(seconds: float) -> str:
+    """The moment ``seconds`` from now, as :func:`now_text` text."""
+    return now_text(datetime.now(timezone.utc) + timedelta(seconds=seconds))
+
+
+def default_url() -> str:
+    """The default database: a SQLite file in the user's data directory."""
+    folder = Path(platformdirs.user_data_dir("keyworker-controller"))
+    return f"sqlite:///{folder / 'controller.sqlite3'}"
+
+
+class Tx(Protocol):
+    """An open transaction. SQL uses ``?`` placeholders on every backend."""
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered schema file."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """The migration files shipped in ``controller/migrations``, in order."""
+    found: list[Migration] = []
+    folder = resources.files("controller") / "migrations"
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise DatabaseError(f"controller migrations are not numbered 1..n: {versions}")
+    return found
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (our migrations keep ';' out of literals)."""
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class _Cursorish(Protocol):
+    rowcount: int
+    description: Any
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class _BaseTx:
+    """Shared shape of a transaction over a DB-API connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def _run(self, sql: str, params: Sequence[Any]) -> _Cursorish:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cur = self._run(sql, params)
+        if cur.description is None:
+            return []
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._run(sql, params).rowcount
+
+
+class _SqliteTx(_BaseTx):
+    def _run(self, sql: str, params: Sequence[Any]) -> _Cursorish:
+        try:
+            return self._conn.execute(sql, tuple(params))  # type: ignore[no-any-return]
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise UniqueViolation("unique constraint") from exc
+            raise DatabaseError(f"SQLite failed: {type(exc).__name__}") from exc
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise DatabaseUnavailable("the database is busy") from exc
+            raise DatabaseError(f"SQLite failed: {type(exc).__name__}") from exc
+        except sqlite3.Error as exc:
+            # The class only: SQLite's text can quote the statement's values.
+            raise DatabaseError(f"SQLite failed: {type(exc).__name__}") from exc
+
+
+class _PostgresTx(_BaseTx):
+    def _run(self, sql: str, params: Sequence[Any]) -> _Cursorish:
+        import psycopg
+
+        # The one place placeholders are adapted: '?' -> '%s' (and a literal '%' escaped).
+        adapted = sql.replace("%", "%%").replace("?", "%s")
+        try:
+            return self._conn.execute(adapted, tuple(params))  # type: ignore[no-any-return]
+        except psycopg.errors.UniqueViolation as exc:
+            raise UniqueViolation(exc.diag.constraint_name or "unique") from exc
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable("the database is unavailable") from exc
+        except psycopg.Error as exc:
+            # SQLSTATE and class only: PostgreSQL's detail can quote the row's values.
+            raise DatabaseError(
+                f"PostgreSQL failed: {type(exc).__name__} (SQLSTATE {exc.sqlstate})"
+            ) from exc
+
+
+class Database:
+    """A connection pool and transactions for one ``--db`` URL."""
+
+    def __init__(self, url: str, pool_size: int = 8) -> None:
+        self.url = url
+        parts = urlsplit(url)
+        if parts.scheme == "sqlite":
+            # sqlite:///relative/or/abs -> path after the third slash; sqlite:////abs too.
+            path = unquote(parts.path)
+            if parts.netloc:
+                raise BadDatabaseUrl("a SQLite URL looks like sqlite:///path/to/file.sqlite3")
+            if not path or path == "/":
+                raise BadDatabaseUrl("the SQLite URL names no file: use sqlite:///path/to/file")
+            self.backend = "sqlite"
+            self._sqlite_path = path
+        elif parts.scheme in ("postgresql", "postgres"):
+            self.backend = "postgresql"
+            self._sqlite_path = ""
+        else:
+            raise BadDatabaseUrl(
+                "the database URL must start with sqlite:/// or postgresql:// "
+                f"(got scheme {parts.scheme!r})"
+            )
+        self._pool: queue.LifoQueue[Any] = queue.LifoQueue(maxsize=pool_size)
+        self._closed = threading.Event()
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        if self.backend == "sqlite":
+            Path(self._sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(
+                    self._sqlite_path, isolation_level=None, check_same_thread=False, timeout=10
+                )
+            except sqlite3.OperationalError as exc:
+                raise DatabaseUnavailable(f"cannot open the SQLite file: {exc}") from exc
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            return conn
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            # libpq's message names host and port, never the password.
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreachable"
+            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {first_line}") from exc
+
+    def _take(self) -> Any:
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            return self._connect()
+
+    def _give_back(self, conn: Any) -> None:
+        if self._closed.is_set():
+            conn.close()
+            return
+        try:
+            self._pool.put_nowait(conn)
+        except queue.Full:
+            conn.close()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._closed.set()
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
+
+    # -- transactions --------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        On SQLite the write lock is taken at the start (BEGIN IMMEDIATE) so that two
+        writers queue instead of failing when one upgrades a read lock.
+        """
+        conn = self._take()
+        healthy = True
+        try:
+            if self.backend == "sqlite":
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    raise DatabaseUnavailable("the database is busy") from exc
+                try:
+                    yield _SqliteTx(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            else:
+                import psycopg
+
+                try:
+                    with conn.transaction():
+                        yield _PostgresTx(conn)
+                except psycopg.OperationalError as exc:
+                    healthy = False
+                    raise DatabaseUnavailable("the database is unavailable") from exc
+        except DatabaseUnavailable:
+            healthy = False
+            raise
+        finally:
+            if healthy and not getattr(conn, "closed", False):
+                self._give_back(conn)
+            else:
+                conn.close()
+
+    # -- schema --------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Bring the schema up to date; returns the schema version now in force."""
+        migrations = load_migrations()
+        if self.backend == "sqlite":
+            conn = self._connect()
+            try:
+                # WAL lets readers carry on while a push is being written.
+                conn.execute("PRAGMA journal_mode = WAL")
+            finally:
+                conn.close()
+        with self.transaction() as tx:
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+        with self.transaction() as tx:
+            row = tx.one("SELECT MAX(version) AS v FROM schema_migrations")
+        current = int(row["v"]) if row and row["v"] is not None else 0
+        if current > len(migrations):
+            raise DatabaseTooNew(
+                f"the database was upgraded by a newer controller (schema version {current}; "
+                f"this one knows up to {len(migrations)}): upgrade this controller to use it"
+            )
+        for migration in migrations[current:]:
+            with self.transaction() as tx:
+                for statement in _statements(migration.sql):
+                    tx.execute(statement)
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, now_text()),
+                )
+        return len(migrations)
+
+    def describe(self) -> str:
+        """The URL without any password, safe to print."""
+        parts = urlsplit(self.url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return parts._replace(netloc=netloc).geturl()
+        return self.url

@@ -1,0 +1,1 @@
+"""Numbered schema migrations (0001_name.sql ...), applied in order by controller.db."""

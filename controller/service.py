@@ -1,0 +1,604 @@
+"""What the controller does, independent of HTTP: enrolment, tokens, push, referrals.
+
+The HTTP layer (``controller.api``) and the admin command line (``controller.cli``) both
+call these functions. None of them logs or raises with a personal value in its message:
+errors name fields, ids and counts only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Mapping, Sequence
+
+from keyworker_app import records
+
+from . import profiles
+from .db import Database, Tx, later_text, now_text
+
+#: Fields a consent withdrawal notice may carry, whatever the recipient's profile says:
+#: the notice must reach every recipient that had data under the consent (DESIGN §5).
+WITHDRAWAL_FIELDS = frozenset({"sharing_profile", "status", "withdrawn_on", "notice_version"})
+
+DEFAULT_CODE_VALID_SECONDS = 24 * 3600
+
+# Devices' last_seen_at is refreshed at most this often, to keep reads cheap.
+_LAST_SEEN_EVERY_SECONDS = 60
+
+
+class ServiceError(Exception):
+    """An expected refusal, with a stable machine code and a plain message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class EnrolmentRefused(ServiceError):
+    """An enrolment code was unknown, used, expired or for another keyworker."""
+
+
+class NotAuthenticated(ServiceError):
+    """A missing, unknown or revoked bearer token."""
+
+
+class NotFound(ServiceError):
+    """An admin command named something that does not exist."""
+
+
+class InvalidCursor(ServiceError):
+    """A referral cursor that this controller did not issue."""
+
+
+# -- hashing and secrets ------------------------------------------------------------------
+
+def sha256_hex(text: str) -> str:
+    """The SHA-256 of ``text`` (UTF-8), as hex: how codes and tokens are stored."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def normalise_code(code: str) -> str:
+    """An enrolment code as typed (any case, spaces or dashes) in canonical form."""
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def new_enrolment_code() -> str:
+    """A fresh one-time code: 80 random bits, base32, in groups of four for reading aloud."""
+    raw = base64.b32encode(secrets.token_bytes(10)).decode("ascii")
+    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+
+
+# -- enrolment and devices ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Device:
+    """An enrolled laptop, as the API sees it once its token is checked."""
+
+    id: str
+    keyworker_id: str
+    device_name: str
+
+
+def create_enrolment_code(
+    db: Database, keyworker_id: str, valid_seconds: float = DEFAULT_CODE_VALID_SECONDS
+) -> str:
+    """Make a one-time code bound to ``keyworker_id``; only its hash is stored."""
+    code = new_enrolment_code()
+    with db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO enrolment_codes (code_hash, keyworker_id, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?)",
+            (sha256_hex(normalise_code(code)), keyworker_id, now_text(), later_text(valid_seconds)),
+        )
+    return code
+
+
+def enrol(db: Database, code: str, keyworker_id: str, device_name: str) -> tuple[Device, str]:
+    """Spend ``code`` to enrol a device; returns the device and its token (shown once)."""
+    code_hash = sha256_hex(normalise_code(code))
+    token = secrets.token_urlsafe(32)
+    device = Device(id=str(uuid.uuid4()), keyworker_id=keyworker_id, device_name=device_name)
+    now = now_text()
+    with db.transaction() as tx:
+        # One conditional UPDATE spends the code, so two laptops racing with the same code
+        # cannot both win.
+        spent = tx.execute(
+            "UPDATE enrolment_codes SET used_at = ?, device_id = ?"
+            " WHERE code_hash = ? AND used_at IS NULL AND keyworker_id = ? AND expires_at > ?",
+            (now, device.id, code_hash, keyworker_id, now),
+        )
+        if spent == 1:
+            tx.execute(
+                "INSERT INTO devices (id, keyworker_id, device_name, token_hash, enrolled_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (device.id, keyworker_id, device_name, sha256_hex(token), now),
+            )
+            return device, token
+        row = tx.one(
+            "SELECT keyworker_id, expires_at, used_at FROM enrolment_codes WHERE code_hash = ?",
+            (code_hash,),
+        )
+    if row is None:
+        raise EnrolmentRefused(
+            "enrolment_code_unknown",
+            "This enrolment code is not known. Check it was typed as given, or ask for a new one.",
+        )
+    if row["used_at"] is not None:
+        raise EnrolmentRefused(
+            "enrolment_code_used",
+            "This enrolment code has already been used. Each code enrols one laptop once: "
+            "ask for a new code.",
+        )
+    if row["keyworker_id"] != keyworker_id:
+        raise EnrolmentRefused(
+            "enrolment_keyworker_mismatch",
+            "This enrolment code was issued for a different keyworker id. Check the keyworker "
+            "id, or ask for a code issued to you.",
+        )
+    raise EnrolmentRefused(
+        "enrolment_code_expired",
+        "This enrolment code has expired. Ask for a new code.",
+    )
+
+
+def authenticate(db: Database, token: str | None) -> Device:
+    """The device that ``token`` belongs to; raises :class:`NotAuthenticated` otherwise."""
+    if not token:
+        raise NotAuthenticated("missing_token", "This request needs 'Authorization: Bearer <token>'.")
+    token_hash = sha256_hex(token)
+    now = now_text()
+    with db.transaction() as tx:
+        row = tx.one(
+            "SELECT id, keyworker_id, device_name, revoked_at, last_seen_at FROM devices"
+            " WHERE token_hash = ?",
+            (token_hash,),
+        )
+        if row is None:
+            raise NotAuthenticated(
+                "invalid_token",
+                "The token is not valid. Enrol this laptop again with a new code.",
+            )
+        if row["revoked_at"] is not None:
+            raise NotAuthenticated(
+                "device_revoked",
+                "This laptop's access has been revoked. Lock it and purge its data.",
+            )
+        if row["last_seen_at"] is None or row["last_seen_at"] < later_text(-_LAST_SEEN_EVERY_SECONDS):
+            tx.execute("UPDATE devices SET last_seen_at = ? WHERE id = ?", (now, row["id"]))
+    return Device(id=row["id"], keyworker_id=row["keyworker_id"], device_name=row["device_name"])
+
+
+def revoke_device(db: Database, device_id: str) -> bool:
+    """Revoke a device and queue its purge instruction; False if it was already revoked."""
+    now = now_text()
+    with db.transaction() as tx:
+        row = tx.one("SELECT revoked_at FROM devices WHERE id = ?", (device_id,))
+        if row is None:
+            raise NotFound("device_unknown", f"There is no device with id {device_id}.")
+        if row["revoked_at"] is not None:
+            return False
+        tx.execute("UPDATE devices SET revoked_at = ? WHERE id = ?", (now, device_id))
+        _queue_instruction(tx, device_id, "revoke", "lock_and_purge")
+    return True
+
+
+def list_devices(db: Database) -> list[dict[str, Any]]:
+    """Every device, oldest enrolment first (no token hashes)."""
+    with db.transaction() as tx:
+        return tx.query(
+            "SELECT id, keyworker_id, device_name, enrolled_at, last_seen_at, revoked_at"
+            " FROM devices ORDER BY enrolled_at, id"
+        )
+
+
+# -- instructions -------------------------------------------------------------------------
+
+class InstructionKind(StrEnum):
+    """What the controller can ask a laptop to do."""
+
+    LOCK = "lock"        # lock the app now; keep the data (e.g. laptop left behind)
+    REVOKE = "revoke"    # lock and purge everything (lost or stolen laptop)
+
+
+def _queue_instruction(tx: Tx, device_id: str, kind: str, action: str) -> str:
+    instruction_id = str(uuid.uuid4())
+    tx.execute(
+        "INSERT INTO instructions (id, device_id, kind, action, created_at) VALUES (?, ?, ?, ?, ?)",
+        (instruction_id, device_id, kind, action, now_text()),
+    )
+    return instruction_id
+
+
+def queue_lock(db: Database, device_id: str) -> str:
+    """Ask a device to lock itself at its next connection."""
+    with db.transaction() as tx:
+        if tx.one("SELECT id FROM devices WHERE id = ?", (device_id,)) is None:
+            raise NotFound("device_unknown", f"There is no device with id {device_id}.")
+        return _queue_instruction(tx, device_id, InstructionKind.LOCK, "lock")
+
+
+def pending_instructions(db: Database, device: Device) -> list[dict[str, Any]]:
+    """Instructions not yet acknowledged by ``device``, oldest first."""
+    with db.transaction() as tx:
+        rows = tx.query(
+            "SELECT id, kind, action, created_at FROM instructions"
+            " WHERE device_id = ? AND acked_at IS NULL ORDER BY created_at, id",
+            (device.id,),
+        )
+        tx.execute(
+            "UPDATE instructions SET delivered_at = ?"
+            " WHERE device_id = ? AND acked_at IS NULL AND delivered_at IS NULL",
+            (now_text(), device.id),
+        )
+    return rows
+
+
+def ack_instructions(db: Database, device: Device, ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Mark instructions done; returns (acknowledged, unknown) ids."""
+    return _ack(db, "instructions", "device_id", device.id, ids, extra_set="")
+
+
+# -- push ---------------------------------------------------------------------------------
+
+class ItemStatus(StrEnum):
+    """The answer for one pushed item."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class PushItem:
+    """One item of a push batch, already shape-checked by the API layer."""
+
+    idempotency_key: str
+    record_type: str
+    record_id: str
+    version: int
+    recipient: str
+    participant_id: str
+    programme: str
+    strand: str
+    op: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The controller's answer for one item; ``reason`` never holds a personal value."""
+
+    idempotency_key: str | None
+    status: ItemStatus
+    code: str | None = None
+    reason: str | None = None
+
+
+def idempotency_key(record_id: str, version: int, recipient: str) -> str:
+    """The key that makes an item exactly-once: record id, version and recipient."""
+    return f"{record_id}:{version}:{recipient}"
+
+
+def _rejected(item: PushItem, code: str, reason: str) -> ItemResult:
+    return ItemResult(item.idempotency_key, ItemStatus.REJECTED, code, reason)
+
+
+def _identifier_mismatch(item: PushItem, identifiers: frozenset[str]) -> str | None:
+    """The first identifier field whose value contradicts the item's envelope, if any."""
+    expected = {
+        "id": item.record_id,
+        "version": item.version,
+        "record_type": item.record_type,
+        "participant_id": item.participant_id,
+    }
+    for name in sorted(identifiers & set(item.fields)):
+        if name in expected and item.fields[name] != expected[name]:
+            return name
+    return None
+
+
+def check_item(item: PushItem) -> ItemResult | None:
+    """The receipt check against the sharing profile; None when the item may be stored.
+
+    The same rules the laptop applied when it projected the record (DESIGN §5), checked
+    again: the profile exists, covers the programme and strand, receives this record type,
+    and every field sent is one of its fields for that programme (or an identifier).
+    """
+    if item.idempotency_key != idempotency_key(item.record_id, item.version, item.recipient):
+        return _rejected(
+            item,
+            "idempotency_key_mismatch",
+            "idempotency_key must be '<record_id>:<version>:<recipient>' for this item",
+        )
+    if item.record_type not in records.RECORD_TYPE_BY_NAME:
+        return _rejected(item, "unknown_record_type", f"unknown record type '{item.record_type}'")
+    if item.op == "withdraw" and item.record_type != "consent":
+        return _rejected(
+            item, "withdraw_needs_consent", "op 'withdraw' is only for record type 'consent'"
+        )
+    profile = profiles.profile_scope(item.recipient)
+    if profile is None:
+        return _rejected(item, "unknown_profile", f"unknown sharing profile '{item.recipient}'")
+    if item.programme not in profile.programmes:
+        return _rejected(
+            item,
+            "programme_not_in_profile",
+            f"sharing profile '{profile.id}' does not cover programme '{item.programme}'",
+        )
+    if profile.strands and item.strand not in profile.strands:
+        return _rejected(
+            item,
+            "strand_not_in_profile",
+            f"sharing profile '{profile.id}' does not cover strand '{item.strand}'",
+        )
+    if item.op == "withdraw":
+        allowed: frozenset[str] | None = WITHDRAWAL_FIELDS
+        if item.fields.get("status", "withdrawn") != "withdrawn":
+            return _rejected(
+                item, "withdraw_status", "a withdrawal's 'status' field must be 'withdrawn'"
+            )
+    else:
+        allowed = profiles.allowed_fields(item.recipient, item.record_type, item.programme)
+    if allowed is None:
+        return _rejected(
+            item,
+            "record_type_not_in_profile",
+            f"sharing profile '{profile.id}' does not receive record type '{item.record_type}'",
+        )
+    identifiers = profiles.identifier_fields()
+    outside = sorted(name for name in item.fields if name not in allowed | identifiers)
+    if outside:
+        names = ", ".join(f"'{name[:64]}'" for name in outside[:10])
+        noun = "field" if len(outside) == 1 else "fields"
+        return _rejected(
+            item,
+            "field_not_in_profile",
+            f"{noun} {names} not in sharing profile '{profile.id}' for record type "
+            f"'{item.record_type}'",
+        )
+    mismatch = _identifier_mismatch(item, identifiers)
+    if mismatch:
+        return _rejected(
+            item, "identifier_mismatch",
+            f"field '{mismatch}' does not match the same identifier in the item's envelope",
+        )
+    # The Health Team's confidential record never leaves a laptop, whatever a profile
+    # says (seed 003); refuse it here too.
+    if item.record_type == "case_note" and item.fields.get("confidentiality") == "health_team":
+        return _rejected(
+            item, "health_team_confidential",
+            "Health Team confidential case notes are never shared",
+        )
+    if (
+        item.record_type == "assessment"
+        and profile.assessment_forms is not None
+        and "form_id" in item.fields
+        and item.fields["form_id"] not in profile.assessment_forms
+    ):
+        return _rejected(
+            item, "form_not_in_profile",
+            f"sharing profile '{profile.id}' does not receive assessments of this form",
+        )
+    return None
+
+
+class _Duplicate(Exception):
+    """Raised inside a transaction to roll it back when another delivery won the race."""
+
+
+def apply_item(db: Database, device: Device, batch_id: str, item: PushItem) -> ItemResult:
+    """Check and store one item exactly once, in its own transaction."""
+    refused = check_item(item)
+    if refused is not None:
+        return refused
+    key = item.idempotency_key
+    duplicate = ItemResult(key, ItemStatus.DUPLICATE, "duplicate", "already received")
+    try:
+        with db.transaction() as tx:
+            if tx.one("SELECT 1 AS held FROM received_items WHERE idempotency_key = ?", (key,)):
+                return duplicate
+            # Move the head forward only if this version is newer than what is held; the
+            # row lock this takes also serialises concurrent deliveries of one record.
+            moved = tx.execute(
+                "INSERT INTO record_heads (record_id, recipient, version) VALUES (?, ?, ?)"
+                " ON CONFLICT (record_id, recipient) DO UPDATE SET version = excluded.version"
+                " WHERE record_heads.version < excluded.version",
+                (item.record_id, item.recipient, item.version),
+            )
+            if moved == 0:
+                if tx.one("SELECT 1 AS held FROM received_items WHERE idempotency_key = ?", (key,)):
+                    return duplicate
+                head = tx.one(
+                    "SELECT version FROM record_heads WHERE record_id = ? AND recipient = ?",
+                    (item.record_id, item.recipient),
+                )
+                held = head["version"] if head else "?"
+                return ItemResult(
+                    key,
+                    ItemStatus.CONFLICT,
+                    "older_version",
+                    f"version {item.version} is older than version {held} already held "
+                    "for this record and recipient",
+                )
+            now = now_text()
+            inserted = tx.execute(
+                "INSERT INTO received_items (idempotency_key, recipient, record_type, record_id,"
+                " version, op, participant_id, programme, strand, payload, batch_id, device_id,"
+                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (idempotency_key) DO NOTHING",
+                (
+                    key, item.recipient, item.record_type, item.record_id, item.version, item.op,
+                    item.participant_id, item.programme, item.strand,
+                    json.dumps(dict(item.fields), sort_keys=True, separators=(",", ":")),
+                    batch_id, device.id, now,
+                ),
+            )
+            if inserted == 0:
+                raise _Duplicate
+            if item.op == "withdraw":
+                withdrawn_on = item.fields.get("withdrawn_on")
+                tx.execute(
+                    "INSERT INTO withdrawals (idempotency_key, recipient, participant_id,"
+                    " consent_id, withdrawn_on, device_id, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key, item.recipient, item.participant_id, item.record_id,
+                        str(withdrawn_on) if withdrawn_on is not None else None, device.id, now,
+                    ),
+                )
+    except _Duplicate:
+        return duplicate
+    return ItemResult(key, ItemStatus.ACCEPTED)
+
+
+def _rows_for_recipient(db: Database, select: str, recipient: str | None) -> list[dict[str, Any]]:
+    """``select`` (no WHERE), limited to ``recipient`` when given, oldest first."""
+    params: tuple[Any, ...] = ()
+    if recipient is not None:
+        select += " WHERE recipient = ?"
+        params = (recipient,)
+    with db.transaction() as tx:
+        return tx.query(select + " ORDER BY received_at, idempotency_key", params)
+
+
+def list_received(db: Database, recipient: str | None = None) -> list[dict[str, Any]]:
+    """What was received, oldest first, each with its recipient and decoded payload."""
+    rows = _rows_for_recipient(
+        db,
+        "SELECT idempotency_key, recipient, record_type, record_id, version, op, participant_id,"
+        " programme, strand, payload, batch_id, device_id, received_at FROM received_items",
+        recipient,
+    )
+    for row in rows:
+        row["payload"] = json.loads(row["payload"])
+    return rows
+
+
+def list_withdrawals(db: Database, recipient: str | None = None) -> list[dict[str, Any]]:
+    """Consent withdrawal notices received, oldest first."""
+    return _rows_for_recipient(
+        db,
+        "SELECT recipient, participant_id, consent_id, withdrawn_on, device_id, received_at,"
+        " idempotency_key FROM withdrawals",
+        recipient,
+    )
+
+
+# -- referrals ----------------------------------------------------------------------------
+
+def queue_referral(db: Database, keyworker_id: str, document: Mapping[str, Any]) -> str:
+    """Queue a checked referral document (see ``controller.referral_file``) for a keyworker."""
+    referral_id = str(uuid.uuid4())
+    referral = dict(document["referral"], controller_referral_id=referral_id)
+    participant = dict(document["participant"], keyworker_id=keyworker_id)
+    payload = {"participant": participant, "referral": referral}
+    with db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO referrals (id, keyworker_id, payload, queued_at) VALUES (?, ?, ?, ?)",
+            (referral_id, keyworker_id, json.dumps(payload, sort_keys=True), now_text()),
+        )
+    return referral_id
+
+
+_CURSOR_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _encode_cursor(queued_at: str, referral_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{queued_at}|{referral_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidCursor("invalid_cursor", "The cursor was not issued by this controller.") from exc
+    queued_at, sep, referral_id = raw.partition("|")
+    if not sep or not _CURSOR_TIME.fullmatch(queued_at) or not _UUID.fullmatch(referral_id):
+        raise InvalidCursor("invalid_cursor", "The cursor was not issued by this controller.")
+    return queued_at, referral_id
+
+
+@dataclass(frozen=True)
+class ReferralPage:
+    """One page of referrals for a device, and where to carry on."""
+
+    referrals: list[dict[str, Any]]
+    next_cursor: str | None
+    more: bool
+
+
+def pull_referrals(db: Database, device: Device, since: str | None, limit: int) -> ReferralPage:
+    """Referrals for the device's keyworker, not yet acknowledged, after ``since``."""
+    after_at, after_id = _decode_cursor(since) if since else ("", "")
+    with db.transaction() as tx:
+        rows = tx.query(
+            "SELECT id, payload, queued_at FROM referrals"
+            " WHERE keyworker_id = ? AND acked_at IS NULL"
+            " AND (queued_at > ? OR (queued_at = ? AND id > ?))"
+            " ORDER BY queued_at, id LIMIT ?",
+            (device.keyworker_id, after_at, after_at, after_id, limit + 1),
+        )
+        page = rows[:limit]
+        now = now_text()
+        for row in page:
+            tx.execute(
+                "UPDATE referrals SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
+                (now, row["id"]),
+            )
+    out = []
+    for row in page:
+        payload = json.loads(row["payload"])
+        out.append(
+            {
+                "id": row["id"],
+                "queued_at": row["queued_at"],
+                "participant": payload["participant"],
+                "referral": payload["referral"],
+            }
+        )
+    next_cursor = _encode_cursor(page[-1]["queued_at"], page[-1]["id"]) if page else since
+    return ReferralPage(out, next_cursor, more=len(rows) > limit)
+
+
+def ack_referrals(db: Database, device: Device, ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Mark referrals as stored on the laptop; returns (acknowledged, unknown) ids."""
+    return _ack(
+        db, "referrals", "keyworker_id", device.keyworker_id, ids,
+        extra_set=", acked_by_device = ?", extra_params=(device.id,),
+    )
+
+
+def _ack(
+    db: Database,
+    table: str,
+    owner_column: str,
+    owner: str,
+    ids: Sequence[str],
+    extra_set: str,
+    extra_params: tuple[Any, ...] = (),
+) -> tuple[list[str], list[str]]:
+    """Acknowledge ``ids`` owned by ``owner``; acking twice is harmless (idempotent)."""
+    acknowledged: list[str] = []
+    unknown: list[str] = []
+    now = now_text()
+    with db.transaction() as tx:
+        for item_id in dict.fromkeys(ids):  # de-duplicated, order kept
+            # table, owner_column and extra_set are fixed strings from this module.
+            tx.execute(
+                f"UPDATE {table} SET acked_at = ?{extra_set}"
+                f" WHERE id = ? AND {owner_column} = ? AND acked_at IS NULL",
+                (now, *extra_params, item_id, owner),
+            )
+            held = tx.one(f"SELECT id FROM {table} WHERE id = ? AND {owner_column} = ?", (item_id, owner))
+            (acknowledged if held else unknown).append(item_id)
+    return acknowledged, unknown
