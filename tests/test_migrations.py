@@ -66,3 +66,35 @@ def test_split_sql_keeps_trigger_bodies_whole() -> None:
     statements = split_sql("-- c\nCREATE TABLE a (x);\nCREATE TRIGGER t AFTER INSERT ON a BEGIN\n"
                            "  INSERT INTO a VALUES (1);\n  INSERT INTO a VALUES (2);\nEND;\n")
     assert len(statements) == 2 and statements[1].rstrip().endswith("END;")
+
+
+def test_pending_counts_follow_the_outbox(tmp_path: Path) -> None:
+    """0005's triggers keep participant_pending equal to a count of the outbox, whatever happens."""
+    from keyworker_app.records import Participant
+    from keyworker_app.store.store import Store
+
+    db = plain_db(tmp_path)
+    db.migrate()
+    store = Store(db, "KW-1")
+    a = store.save(Participant(given_name="A", family_name="One"))
+    a = store.save(a.replace(phone="07700 900001"))
+    b = store.save(Participant(given_name="B", family_name="Two"))
+
+    def counts() -> dict[str, int]:
+        return dict(db.query("SELECT participant_id, pending FROM participant_pending"))
+
+    def truth() -> dict[str, int]:
+        return dict(db.query("SELECT participant_id, count(*) FROM outbox WHERE state = 'pending'"
+                             " GROUP BY participant_id"))
+
+    assert counts() == truth() == {a.id: 2, b.id: 1}
+    with db.transaction() as conn:
+        conn.execute("UPDATE outbox SET state = 'done' WHERE participant_id = ?", (a.id,))
+    assert counts() == truth() == {b.id: 1}
+    with db.transaction() as conn:
+        conn.execute("UPDATE outbox SET state = 'pending' WHERE participant_id = ? AND version = 2", (a.id,))
+        conn.execute("UPDATE outbox SET state = 'quarantined' WHERE participant_id = ?", (b.id,))
+    assert counts() == truth() == {a.id: 1}
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM outbox")
+    assert counts() == truth() == {}

@@ -1,0 +1,201 @@
+"""Sync throughput: the full client against a bare httpx loop, side by side in one run.
+
+    python bench/sync.py [--records 50000] [--db sqlite|postgresql://...]
+
+1. A laptop profile (real SQLCipher store) gets a synthetic caseload with about
+   ``--records`` outbox rows (synthetic people only).
+2. Two controller processes start on loopback, each on its own fresh database (same
+   backend): A for the client, B for the baseline. Two are needed because the baseline
+   posts the *same bytes*; posted to A they would all be answered "duplicate", a cheaper
+   path than storing them.
+3. The full client (projection through every sharing profile, ledger writes, batching,
+   gzip, HTTP, answer checks, one transaction per batch) pushes everything to A. Every
+   push body it sends is captured.
+4. A bare loop posts exactly those bodies to B with one ``httpx.Client`` and decodes the
+   answers: the floor set by the controller and the network.
+5. A second sync with nothing to send is timed (health, empty push, referrals, instructions).
+
+Prints records/s for both, the ratio, the empty-sync time, and one JSON object of the
+figures as the last line. Timing never decides a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from keyworker_app.demo import save_caseload  # noqa: E402
+from keyworker_app.paths import app_paths  # noqa: E402
+from keyworker_app.profile import Profile  # noqa: E402
+from keyworker_app.security import KdfParams  # noqa: E402
+from keyworker_app.synthetic import generate_caseload  # noqa: E402
+from sync.engine import SyncEngine  # noqa: E402
+from sync.enrolment import enrol, open_client  # noqa: E402
+from sync.retry import RetryPolicy  # noqa: E402
+
+PASSPHRASE = "bench orchard kettle 42 lamp"
+KEYWORKER = "kw-bench"
+ROWS_PER_PARTICIPANT = 29   # about what the synthetic generator makes per case file
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+class ControllerProcess:
+    """``python -m controller serve --port 0`` on loopback, until stopped."""
+
+    def __init__(self, db_url: str, log: Path) -> None:
+        self.db_url = db_url
+        self._log = log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "controller", "serve", "--db", db_url, "--port", "0"],
+            cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1)
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def read() -> None:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        while True:
+            line = lines.get(timeout=60)
+            if line is None:
+                raise SystemExit(f"controller did not start; see {log}")
+            if line.startswith("listening on "):
+                self.url = line.split("listening on ", 1)[1].strip()
+                return
+
+    def code(self) -> str:
+        done = subprocess.run([sys.executable, "-m", "controller", "enrol", "--keyworker-id", KEYWORKER,
+                               "--db", self.db_url], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                              check=True)
+        return done.stdout.strip().splitlines()[-1]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self._log.close()
+
+
+def _db_urls(backend: str, folder: Path) -> tuple[str, str]:
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'a.sqlite3'}", f"sqlite:///{folder / 'b.sqlite3'}"
+    import uuid
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    import psycopg
+
+    urls = []
+    for _ in range(2):
+        schema = f"kw_bench_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(backend, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        parts = urlsplit(backend)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"] + [("options", f"-csearch_path={schema}")]
+        urls.append(parts._replace(query=urlencode(query)).geturl())
+    return urls[0], urls[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=50_000, help="outbox rows to push (about)")
+    parser.add_argument("--db", default="sqlite", help="'sqlite' or a PostgreSQL URL for the controllers")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="kw-bench-sync-") as tmp:
+        folder = Path(tmp)
+        paths = app_paths(folder / "laptop")
+        paths.config.mkdir(parents=True, exist_ok=True)
+        paths.org_config.write_text(json.dumps({"kdf_target_seconds": 0.01, "kdf_memory_kib": 8192}))
+        kdf = KdfParams(salt=os.urandom(16), time_cost=1, memory_kib=8192, parallelism=1)
+        store, _ = Profile.at(paths).create(KEYWORKER, "working_well_ses", PASSPHRASE, kdf=kdf)
+        participants = max(1, args.records // ROWS_PER_PARTICIPANT)
+        started = time.perf_counter()
+        save_caseload(store, generate_caseload(participants, seed=1, keyworker_id=KEYWORKER))
+        rows = store.outbox_count("pending")
+        print(f"caseload: {participants} participants, {rows} outbox rows "
+              f"(saved in {time.perf_counter() - started:.1f}s)")
+
+        url_a, url_b = _db_urls(args.db, folder)
+        a = ControllerProcess(url_a, folder / "a.log")
+        b = ControllerProcess(url_b, folder / "b.log")
+        try:
+            enrol(store, paths, a.url, a.code(), device_name="bench")
+            bodies: list[bytes] = []
+
+            def capture(request: httpx.Request) -> None:
+                if request.url.path == "/v1/push":
+                    bodies.append(request.read())
+
+            client = open_client(store, paths, RetryPolicy(), event_hooks={"request": [capture]})
+            started = time.perf_counter()
+            result = SyncEngine(store, client).run()
+            client_seconds = time.perf_counter() - started
+            client.close()
+            summary = result.summary()
+            items = summary["accepted"] + summary["duplicate"]
+            print(f"full client: {rows} records ({items} items, {len(bodies)} batches, "
+                  f"{sum(map(len, bodies)) / 1e6:.1f} MB gzip) in {client_seconds:.2f}s, outcome {result.outcome}")
+
+            token_b = httpx.post(f"{b.url}/v1/enrol", json={"code": b.code(), "keyworker_id": KEYWORKER,
+                                                            "device_name": "bench-bare"}).json()["token"]
+            with httpx.Client(base_url=b.url, headers={"Authorization": f"Bearer {token_b}",
+                                                        "Content-Type": "application/json",
+                                                        "Content-Encoding": "gzip"}, timeout=120) as bare:
+                started = time.perf_counter()
+                for body in bodies:
+                    response = bare.post("/v1/push", content=body)
+                    response.raise_for_status()
+                    response.json()
+                bare_seconds = time.perf_counter() - started
+            print(f"bare httpx loop: the same {len(bodies)} bodies in {bare_seconds:.2f}s")
+
+            client = open_client(store, paths, RetryPolicy())
+            started = time.perf_counter()
+            SyncEngine(store, client).run()
+            empty_seconds = time.perf_counter() - started
+            client.close()
+        finally:
+            store.close()
+            a.stop()
+            b.stop()
+
+    figures: dict[str, Any] = {
+        "records": rows,
+        "items": items,
+        "batches": len(bodies),
+        "controller_db": "sqlite" if args.db == "sqlite" else "postgresql",
+        "client_records_per_s": round(rows / client_seconds, 1),
+        "bare_records_per_s": round(rows / bare_seconds, 1),
+        "client_over_bare": round((rows / client_seconds) / (rows / bare_seconds), 3),
+        "client_seconds": round(client_seconds, 3),
+        "bare_seconds": round(bare_seconds, 3),
+        "empty_sync_seconds": round(empty_seconds, 4),
+    }
+    print(f"records/s: client {figures['client_records_per_s']}, bare {figures['bare_records_per_s']}, "
+          f"ratio {figures['client_over_bare']}")
+    print(f"sync with nothing to send: {figures['empty_sync_seconds'] * 1000:.1f} ms")
+    print(json.dumps(figures, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

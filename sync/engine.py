@@ -1,0 +1,370 @@
+"""The sync engine: an explicit state machine from the outbox to the controller and back.
+
+One run goes through :class:`Stage` in order::
+
+    PREPARING -> PUSHING -> PULLING_REFERRALS -> PULLING_INSTRUCTIONS -> DONE
+
+and ends in one :class:`RunOutcome`. Every item pushed gets one :class:`Outcome`. A run never
+raises for something a person can meet: the failure is in :attr:`SyncResult.error`, a
+:mod:`sync.errors` exception with a plain message, and the outcome says which kind.
+
+* PREPARING: ``GET /v1/health`` (also how "offline" is found out before anything else), and
+  the batch limits clamped to the controller's.
+* PUSHING: pending outbox rows in chunks; each chunk projected (:mod:`sync.projection`),
+  recorded (:meth:`Ledger.prepare`), then sent in batches bounded by count and bytes, each
+  body gzip-compressed; each batch's answers checked whole (:mod:`sync.wire`) and applied in
+  one transaction. A batch the controller finds too large is split in two. Then the one-off
+  shares the keyworker asked for.
+* PULLING_REFERRALS: pages of referrals for this keyworker become Participant and Referral
+  records (one transaction per page, never twice for one controller referral), then acked.
+* PULLING_INSTRUCTIONS: ``revoke`` locks and purges this laptop's data; ``lock`` locks it.
+
+A 401 at any point stops the run and says why; ``device_revoked`` purges as ``revoke`` does.
+"""
+
+from __future__ import annotations
+
+import enum
+import gzip
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from keyworker_app.records import Referral
+from keyworker_app.sharing import SharingProfile
+from keyworker_app.store.store import Store
+
+from .errors import (
+    AuthenticationFailed, ControllerBusy, ControllerCertificateError, ControllerError, DeviceLocked,
+    DeviceRevoked, Offline, SyncError,
+)
+from .ledger import Ledger
+from .projection import PlannedItem, Projector, SourcePlan
+from .transport import ControllerClient, PayloadTooLarge
+from .wire import (
+    InstructionKind, PulledReferral, parse_ack, parse_health_limits, parse_instructions,
+    parse_push_response, parse_referral_page,
+)
+
+
+class Stage(enum.StrEnum):
+    PREPARING = "preparing"
+    PUSHING = "pushing"
+    PULLING_REFERRALS = "pulling_referrals"
+    PULLING_INSTRUCTIONS = "pulling_instructions"
+    DONE = "done"
+
+
+class Outcome(enum.StrEnum):
+    """What became of one item in this run."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    CONFLICT = "conflict"
+    HELD_BACK = "held_back"
+
+
+class RunOutcome(enum.StrEnum):
+    """How a run ended."""
+
+    OK = "ok"                      # everything answered, nothing refused
+    PARTIAL = "partial"            # finished, but some items were rejected or in conflict
+    AUTH_FAILED = "auth_failed"    # the controller refused the token: re-enrol
+    REVOKED = "revoked"            # this laptop was revoked: locked and purged
+    LOCKED = "locked"              # the controller asked this laptop to lock
+    OFFLINE = "offline"            # the controller could not be reached
+    SERVER_ERROR = "server_error"  # the controller failed, was busy, or answered nonsense
+
+
+ProgressCallback = Callable[[Stage, int, int], None]
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Limits of one run. The batch limits are lowered to the controller's if smaller."""
+
+    max_batch_items: int = 250
+    max_batch_bytes: int = 2 * 1024 * 1024     # JSON before compression
+    outbox_chunk: int = 1000                    # outbox rows projected per ledger write
+    referral_page: int = 100
+    gzip_level: int = 6
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """The result of one run: counts and ids only, never a record's values."""
+
+    outcome: RunOutcome
+    counts: Mapping[Outcome, int]
+    held_back: Mapping[str, int]          # HoldReason value -> items
+    referrals_pulled: int = 0
+    batches: int = 0
+    stage_reached: Stage = Stage.PREPARING
+    error: SyncError | None = field(default=None, compare=False)
+
+    @property
+    def failed(self) -> bool:
+        """True when the run stopped early or something was refused."""
+        return self.outcome is not RunOutcome.OK
+
+    @property
+    def message(self) -> str:
+        return self.error.message if self.error is not None else ""
+
+    def summary(self) -> dict[str, Any]:
+        """Counts only: what ``sync_state.last_summary`` keeps and the CLI prints."""
+        return {
+            "outcome": self.outcome.value,
+            **{o.value: int(self.counts.get(o, 0)) for o in Outcome},
+            "held_back_by_reason": dict(sorted(self.held_back.items())),
+            "referrals_pulled": self.referrals_pulled,
+            "batches": self.batches,
+        }
+
+
+class _Stop(Exception):
+    """Internal: the run stops with this outcome (the store may already be gone)."""
+
+    def __init__(self, outcome: RunOutcome, error: SyncError, store_gone: bool = False) -> None:
+        super().__init__(outcome.value)
+        self.outcome = outcome
+        self.error = error
+        self.store_gone = store_gone
+
+
+class SyncEngine:
+    """Runs syncs of one unlocked store against one controller.
+
+    ``purge`` is called when the controller revokes this laptop: it must close the store and
+    delete the profile's files (see :func:`sync.purge.purge_profile`). ``lock`` is called
+    when the controller asks the laptop to lock. Both default to closing the store.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        client: ControllerClient,
+        config: SyncConfig | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        purge: Callable[[], object] | None = None,
+        lock: Callable[[], object] | None = None,
+        profiles: Mapping[str, SharingProfile] | None = None,
+        today: date | None = None,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.config = config or SyncConfig()
+        self._progress = progress or (lambda stage, done, total: None)
+        self._purge = purge or store.close
+        self._lock = lock or store.close
+        self._profiles = profiles
+        self._today = today
+        self._new_id = new_id
+        self.ledger = Ledger(store)
+
+    # -- the run ----------------------------------------------------------------------
+
+    def run(self) -> SyncResult:
+        """One sync. Never raises a :class:`SyncError`: it is in the result."""
+        self._counts: Counter[Outcome] = Counter()
+        self._held: Counter[str] = Counter()
+        self._batches = 0
+        self._pulled = 0
+        self._stage = Stage.PREPARING
+        self._max_items = self.config.max_batch_items
+        self._max_bytes = self.config.max_batch_bytes
+        outcome = RunOutcome.OK
+        error: SyncError | None = None
+        store_gone = False
+        try:
+            try:
+                self._prepare()
+                self._push()
+                self._pull_referrals()
+                self._pull_instructions()
+            except DeviceRevoked as exc:
+                self._purge()
+                raise _Stop(RunOutcome.REVOKED, exc, store_gone=True) from None
+            except DeviceLocked as exc:
+                self._lock()
+                raise _Stop(RunOutcome.LOCKED, exc, store_gone=True) from None
+            except AuthenticationFailed as exc:
+                raise _Stop(RunOutcome.AUTH_FAILED, exc) from None
+            except Offline as exc:
+                raise _Stop(RunOutcome.OFFLINE, exc) from None
+            except (ControllerBusy, ControllerError, ControllerCertificateError) as exc:
+                raise _Stop(RunOutcome.SERVER_ERROR, exc) from None
+            self._enter(Stage.DONE, 1, 1)
+            if self._counts[Outcome.REJECTED] or self._counts[Outcome.CONFLICT]:
+                outcome = RunOutcome.PARTIAL
+        except _Stop as stop:
+            outcome, error, store_gone = stop.outcome, stop.error, stop.store_gone
+        result = SyncResult(outcome, dict(self._counts), dict(self._held), self._pulled,
+                            self._batches, self._stage, error)
+        if not store_gone:
+            self.ledger.record_run(outcome.value, result.summary())
+        return result
+
+    def _enter(self, stage: Stage, done: int = 0, total: int = 0) -> None:
+        self._stage = stage
+        self._progress(stage, done, total)
+
+    # -- PREPARING --------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        self._enter(Stage.PREPARING)
+        limits = parse_health_limits(self.client.get_json("/v1/health", auth=False))
+        if "max_items" in limits:
+            self._max_items = max(1, min(self._max_items, limits["max_items"]))
+        if "max_push_bytes" in limits:
+            # Leave room for the envelope; the limit applies to the inflated body too.
+            self._max_bytes = max(1024, min(self._max_bytes, limits["max_push_bytes"] - 1024))
+
+    # -- PUSHING ----------------------------------------------------------------------
+
+    def _push(self) -> None:
+        projector = Projector(self.store, self._profiles, self._today)
+        one_offs = self.ledger.pending_one_offs()
+        total = self.store.outbox_count("pending") + len(one_offs)
+        done = 0
+        self._enter(Stage.PUSHING, 0, total)
+        after = 0
+        while True:
+            rows = self.store.outbox_pending(limit=self.config.outbox_chunk, after_seq=after)
+            if not rows:
+                break
+            after = rows[-1].seq
+            plans = [projector.plan(row) for row in rows]
+            self._send_plans(plans)
+            done += len(rows)
+            total = max(total, done)
+            self._progress(Stage.PUSHING, done, total)
+        if one_offs:
+            plans = [projector.plan_one_off(*one_off) for one_off in one_offs]
+            self._send_plans(plans)
+            done += len(one_offs)
+            self._progress(Stage.PUSHING, done, max(total, done))
+
+    def _send_plans(self, plans: Sequence[SourcePlan]) -> None:
+        for plan in plans:
+            for held in plan.held:
+                self._held[held.reason.value] += 1
+                self._counts[Outcome.HELD_BACK] += 1
+        items = self.ledger.prepare(plans)
+        batch: list[PlannedItem] = []
+        encoded: list[bytes] = []
+        size = 0
+        for item in items:
+            body = json.dumps(item.wire(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            if len(body) > self._max_bytes:
+                self.ledger.set_aside([item], "item_too_large",
+                                      "This item is larger than the controller accepts in one batch.")
+                self._counts[Outcome.REJECTED] += 1
+                continue
+            if batch and (len(batch) >= self._max_items or size + len(body) + 1 > self._max_bytes):
+                self._post(batch, encoded)
+                batch, encoded, size = [], [], 0
+            batch.append(item)
+            encoded.append(body)
+            size += len(body) + 1
+        if batch:
+            self._post(batch, encoded)
+
+    def batch_body(self, batch_id: str, encoded: Sequence[bytes]) -> bytes:
+        """The gzip-compressed JSON body of one push (``PushBatch``)."""
+        raw = b'{"batch_id":"' + batch_id.encode("ascii") + b'","items":[' + b",".join(encoded) + b"]}"
+        return gzip.compress(raw, compresslevel=self.config.gzip_level, mtime=0)
+
+    def _post(self, items: list[PlannedItem], encoded: list[bytes]) -> None:
+        batch_id = self._new_id()
+        try:
+            data = self.client.post_json("/v1/push", self.batch_body(batch_id, encoded), gzip_body=True)
+        except PayloadTooLarge:
+            if len(items) == 1:
+                self.ledger.set_aside(items, "item_too_large",
+                                      "This item is larger than the controller accepts.")
+                self._counts[Outcome.REJECTED] += 1
+                return
+            half = len(items) // 2
+            self._max_items = max(1, half)
+            self._post(items[:half], encoded[:half])
+            self._post(items[half:], encoded[half:])
+            return
+        answers = parse_push_response(data, batch_id, [i.key for i in items])
+        self.ledger.apply_answers(items, answers)
+        self._batches += 1
+        for answer in answers:
+            self._counts[Outcome(answer.status.value)] += 1
+
+    # -- PULLING_REFERRALS ------------------------------------------------------------
+
+    def _pull_referrals(self) -> None:
+        # Each run starts from the beginning: the controller only returns referrals not yet
+        # acknowledged, so one stored on the laptop but not acked (a crash) comes again and
+        # is recognised by its controller id. The cursor pages within the run.
+        self._enter(Stage.PULLING_REFERRALS)
+        cursor: str | None = None
+        while True:
+            params = {"limit": str(self.config.referral_page)}
+            if cursor:
+                params["since"] = cursor
+            page = parse_referral_page(self.client.get_json("/v1/referrals", params),
+                                       self.store.actor, self._new_id)
+            ids = self._store_referrals(page.referrals)
+            if ids:
+                body = json.dumps({"ids": ids}).encode("utf-8")
+                parse_ack(self.client.post_json("/v1/referrals/ack", body), ids)
+            self.ledger.set_referral_cursor(page.next_cursor if page.more else None)
+            self._progress(Stage.PULLING_REFERRALS, self._pulled, self._pulled)
+            if not page.more or not page.next_cursor or page.next_cursor == cursor:
+                break
+            cursor = page.next_cursor
+
+    def _store_referrals(self, pulled: Sequence[PulledReferral]) -> list[str]:
+        """Save a page's new referrals in one transaction; returns every id to acknowledge."""
+        ids: list[str] = []
+        with self.store.db.transaction():
+            for item in pulled:
+                ids.append(item.controller_id)
+                known = self.store.db.scalar(
+                    "SELECT 1 FROM referral WHERE controller_referral_id = ?", (item.controller_id,))
+                if known:
+                    continue
+                participant = self.store.participants.save(item.participant)
+                referral = self.store.repo(Referral).save(item.referral)
+                self.store.audit("referral_pulled", "referral", referral.id, participant.id,
+                                 {"controller_referral_id": item.controller_id})
+                self._pulled += 1
+        return ids
+
+    # -- PULLING_INSTRUCTIONS ---------------------------------------------------------
+
+    def _pull_instructions(self) -> None:
+        self._enter(Stage.PULLING_INSTRUCTIONS)
+        instructions = parse_instructions(self.client.get_json("/v1/instructions"))
+        if not instructions:
+            return
+        ids = [i.id for i in instructions]
+        kinds = {i.kind for i in instructions}
+        if InstructionKind.REVOKE in kinds:
+            try:
+                self._ack_instructions(ids)
+            except SyncError:
+                # The purge goes ahead whether or not the acknowledgement got through: the
+                # controller repeats an unacknowledged instruction, and the data must go now.
+                pass
+            raise DeviceRevoked()
+        self._ack_instructions(ids)
+        if InstructionKind.LOCK in kinds:
+            raise DeviceLocked()
+
+    def _ack_instructions(self, ids: list[str]) -> None:
+        body = json.dumps({"ids": ids}).encode("utf-8")
+        parse_ack(self.client.post_json("/v1/instructions/ack", body), ids)

@@ -1,0 +1,360 @@
+"""Projecting pending changes through the sharing profiles, at push time (DESIGN §5).
+
+For each outbox row the :class:`Projector` loads the record as it is now (or its tombstone),
+its participant and consents, and asks :func:`keyworker_app.sharing.project` for **each**
+applicable profile what may go. Nothing else ever leaves the laptop: an item's ``fields``
+are exactly the :class:`~keyworker_app.sharing.Share` the core returned.
+
+* A row whose record has moved on (a newer version is in the outbox) or gone is
+  *superseded*: it sends nothing, and the newer row carries the change.
+* One-off profiles are skipped here: they go only through :func:`share_one_off`, with the
+  fields the keyworker chose and their reason, audited.
+* A held-back item keeps its :class:`~keyworker_app.sharing.HoldReason`.
+* A deletion goes, as identifiers only, to the recipients that received the record.
+* A consent saved as withdrawn sends a withdrawal notice (op ``withdraw``) to that
+  profile's recipient if, and only if, the sent log shows it received data about the
+  participant since any earlier notice.
+* A consent given again, or a participant no longer restricted or objecting, asks for the
+  records held back for that reason to be queued again (:attr:`SourcePlan.requeue`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from types import MappingProxyType
+from typing import Any
+
+from keyworker_app.errors import KeyworkerError
+from keyworker_app.records import (
+    RECORD_TYPE_BY_NAME, Consent, ConsentStatus, Participant, Record,
+)
+from keyworker_app.sharing import (
+    IDENTIFIER_FIELDS, HeldBack, HoldReason, Share, SharingProfile, applicable_profiles,
+    load_sharing_profiles, project, project_one_off,
+)
+from keyworker_app.store.store import OutboxItem, Store
+
+#: Fields a withdrawal notice carries besides the identifiers (the controller allows these).
+WITHDRAWAL_FIELDS: tuple[str, ...] = ("sharing_profile", "status", "withdrawn_on", "notice_version")
+
+CONSENT_HOLDS = frozenset({HoldReason.CONSENT_MISSING, HoldReason.CONSENT_REFUSED, HoldReason.CONSENT_WITHDRAWN})
+PARTICIPANT_HOLDS = frozenset({HoldReason.RESTRICTED, HoldReason.OBJECTED})
+
+
+def idempotency_key(record_id: str, version: int, recipient: str) -> str:
+    """``<record_id>:<version>:<recipient>``: what the controller applies exactly once."""
+    return f"{record_id}:{version}:{recipient}"
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    """One record version for one recipient, projected and ready to push."""
+
+    key: str
+    record_type: str
+    record_id: str
+    version: int
+    participant_id: str
+    recipient: str
+    programme: str
+    strand: str
+    op: str
+    fields: Mapping[str, Any] = field(hash=False)
+    field_names: tuple[str, ...]
+    article_6: str
+    article_9: str | None
+    outbox_seq: int | None = None
+    one_off_seq: int | None = None
+    one_off_reason: str = ""
+
+    def wire(self) -> dict[str, Any]:
+        """The item as ``POST /v1/push`` takes it (``PushItem``)."""
+        return {
+            "idempotency_key": self.key,
+            "record_type": self.record_type,
+            "record_id": self.record_id,
+            "version": self.version,
+            "recipient": self.recipient,
+            "participant_id": self.participant_id,
+            "programme": self.programme,
+            "strand": self.strand,
+            "op": self.op,
+            "fields": dict(self.fields),
+        }
+
+
+@dataclass(frozen=True)
+class HeldItem:
+    """One record version not sent to one recipient, and why."""
+
+    key: str
+    record_type: str
+    record_id: str
+    version: int
+    participant_id: str
+    recipient: str
+    reason: HoldReason
+    outbox_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """Queue again the records of ``participant_id`` held back for one of ``reasons``."""
+
+    participant_id: str
+    reasons: frozenset[HoldReason]
+    recipient: str | None = None   # None: every recipient
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """What one outbox row (or one one-off share) turns into."""
+
+    outbox_seq: int | None
+    one_off_seq: int | None
+    items: tuple[PlannedItem, ...] = ()
+    held: tuple[HeldItem, ...] = ()
+    requeue: tuple[Requeue, ...] = ()
+
+
+class OneOffRefused(KeyworkerError):
+    """A one-off share that cannot go (the record is held back for a reason)."""
+
+    exit_code = 2
+
+    def __init__(self, reason: HoldReason) -> None:
+        self.reason = reason
+        super().__init__(message=f"This record cannot be shared with that recipient ({reason.value}).")
+
+
+def _special_basis(record: Record, names: Iterable[str], profile: SharingProfile) -> str | None:
+    """The Article 9 basis, only when special category fields actually go."""
+    return profile.article_9 if set(names) & type(record).special_category else None
+
+
+class Projector:
+    """Turns outbox rows into planned and held-back items, caching per participant."""
+
+    def __init__(
+        self,
+        store: Store,
+        profiles: Mapping[str, SharingProfile] | None = None,
+        today: date | None = None,
+    ) -> None:
+        self.store = store
+        self.profiles = load_sharing_profiles() if profiles is None else profiles
+        self.today = today or date.today()
+        self._participants: dict[str, Participant | None] = {}
+        self._consents: dict[str, list[Consent]] = {}
+        self._profiles_for: dict[tuple[str, str], list[SharingProfile]] = {}
+
+    def forget(self, participant_id: str) -> None:
+        """Drop the cached participant and consents (after they change)."""
+        self._participants.pop(participant_id, None)
+        self._consents.pop(participant_id, None)
+
+    def _applicable(self, programme: str, strand: str) -> list[SharingProfile]:
+        key = (programme, strand)
+        if key not in self._profiles_for:
+            self._profiles_for[key] = [
+                p for p in applicable_profiles(programme, strand, self.profiles) if not p.one_off]
+        return self._profiles_for[key]
+
+    def _participant(self, participant_id: str) -> Participant | None:
+        if participant_id not in self._participants:
+            self._participants[participant_id] = self.store.participants.find(participant_id)
+        return self._participants[participant_id]
+
+    def _consents_of(self, participant_id: str) -> list[Consent]:
+        if participant_id not in self._consents:
+            self._consents[participant_id] = self.store.repo(Consent).for_participant(participant_id)
+        return self._consents[participant_id]
+
+    # -- outbox rows ------------------------------------------------------------------
+
+    def plan(self, row: OutboxItem) -> SourcePlan:
+        """The items for one outbox row (empty when superseded or nothing applies)."""
+        if row.op == "delete":
+            return self._plan_delete(row)
+        if row.op != "upsert":
+            return SourcePlan(row.seq, None)
+        kind = RECORD_TYPE_BY_NAME.get(row.record_type)
+        if kind is None:
+            return SourcePlan(row.seq, None)
+        if kind is Participant:
+            self.forget(row.record_id)
+        elif kind is Consent:
+            self._consents.pop(row.participant_id, None)
+        record = self.store.repo(kind).find(row.record_id)
+        if record is None or record.version != row.version:
+            return SourcePlan(row.seq, None)   # superseded: a newer row carries the change
+        participant = record if isinstance(record, Participant) else self._participant(row.participant_id)
+        if participant is None:
+            return SourcePlan(row.seq, None)
+        consents = self._consents_of(participant.id)
+        items: dict[str, PlannedItem] = {}
+        held: list[HeldItem] = []
+        for profile in self._applicable(participant.programme, participant.strand):
+            key = idempotency_key(record.id, record.version, profile.id)
+            outcome = project(record, profile, participant, consents, self.today)
+            if isinstance(outcome, Share):
+                items[key] = self._planned(record, participant, profile, outcome, "upsert", row.seq)
+            elif outcome.reason is not HoldReason.NOT_IN_PROFILE:
+                held.append(HeldItem(key, record.record_type, record.id, record.version,
+                                     participant.id, profile.id, outcome.reason, row.seq))
+        requeue: list[Requeue] = []
+        if isinstance(record, Consent):
+            notice = self._withdrawal(record, participant, row.seq)
+            if notice is not None:
+                items[notice.key] = notice   # a notice wins over a routine copy of the consent
+            elif record.status is ConsentStatus.GIVEN and record.withdrawn_on is None:
+                requeue.append(Requeue(participant.id, CONSENT_HOLDS, record.sharing_profile))
+        if isinstance(record, Participant):
+            requeue.append(Requeue(participant.id, self._lifted_holds(participant)))
+        return SourcePlan(row.seq, None, tuple(items.values()), tuple(held),
+                          tuple(r for r in requeue if r.reasons))
+
+    @staticmethod
+    def _lifted_holds(participant: Participant) -> frozenset[HoldReason]:
+        lifted = set()
+        if not participant.restricted:
+            lifted.add(HoldReason.RESTRICTED)
+        if not participant.objections:
+            lifted.add(HoldReason.OBJECTED)
+        return frozenset(lifted)
+
+    def _planned(
+        self, record: Record, participant: Participant, profile: SharingProfile, share: Share,
+        op: str, outbox_seq: int | None, one_off_seq: int | None = None, reason: str = "",
+    ) -> PlannedItem:
+        names = tuple(n for n in share.fields if n not in IDENTIFIER_FIELDS)
+        return PlannedItem(
+            key=idempotency_key(record.id, record.version, profile.id),
+            record_type=record.record_type, record_id=record.id, version=record.version,
+            participant_id=participant.id, recipient=profile.id,
+            programme=participant.programme, strand=participant.strand, op=op,
+            fields=share.fields, field_names=names, article_6=profile.article_6,
+            article_9=_special_basis(record, names, profile),
+            outbox_seq=outbox_seq, one_off_seq=one_off_seq, one_off_reason=reason,
+        )
+
+    def _withdrawal(self, consent: Consent, participant: Participant, seq: int) -> PlannedItem | None:
+        withdrawn = consent.status is ConsentStatus.WITHDRAWN or consent.withdrawn_on is not None
+        base = self.profiles.get(consent.sharing_profile)
+        if not withdrawn or base is None or not base.covers(participant.programme, participant.strand):
+            return None
+        if not self._had_data_since_last_notice(participant.id, base.id):
+            return None
+        profile = base.for_programme(participant.programme)
+        fields: dict[str, Any] = {
+            "id": consent.id, "version": consent.version, "record_type": consent.record_type,
+            "participant_id": participant.id, "sharing_profile": consent.sharing_profile,
+            "status": ConsentStatus.WITHDRAWN.value,
+            "withdrawn_on": consent.withdrawn_on.isoformat() if consent.withdrawn_on else None,
+            "notice_version": consent.notice_version,
+        }
+        return PlannedItem(
+            key=idempotency_key(consent.id, consent.version, profile.id),
+            record_type=consent.record_type, record_id=consent.id, version=consent.version,
+            participant_id=participant.id, recipient=profile.id, programme=participant.programme,
+            strand=participant.strand, op="withdraw", fields=MappingProxyType(fields),
+            field_names=WITHDRAWAL_FIELDS, article_6=profile.article_6, article_9=None,
+            outbox_seq=seq,
+        )
+
+    def _had_data_since_last_notice(self, participant_id: str, recipient: str) -> bool:
+        last_notice = self.store.db.scalar(
+            "SELECT max(seq) FROM sent_log WHERE participant_id = ? AND recipient = ? AND op = 'withdraw'",
+            (participant_id, recipient),
+        )
+        return bool(self.store.db.scalar(
+            "SELECT 1 FROM sent_log WHERE participant_id = ? AND recipient = ? AND op = 'upsert'"
+            " AND seq > ? LIMIT 1",
+            (participant_id, recipient, last_notice or 0),
+        ))
+
+    def _plan_delete(self, row: OutboxItem) -> SourcePlan:
+        # Only recipients that hold the record hear of its deletion; they get identifiers only.
+        rows = self.store.db.query(
+            "SELECT recipient, programme, strand, article_6 FROM sent_log"
+            " WHERE record_id = ? AND op = 'upsert' GROUP BY recipient ORDER BY recipient",
+            (row.record_id,),
+        )
+        items = []
+        for recipient, programme, strand, article_6 in rows:
+            fields = {"id": row.record_id, "version": row.version, "record_type": row.record_type,
+                      "participant_id": row.participant_id}
+            items.append(PlannedItem(
+                key=idempotency_key(row.record_id, row.version, recipient),
+                record_type=row.record_type, record_id=row.record_id, version=row.version,
+                participant_id=row.participant_id, recipient=recipient, programme=programme,
+                strand=strand, op="delete", fields=MappingProxyType(fields), field_names=(),
+                article_6=article_6, article_9=None, outbox_seq=row.seq,
+            ))
+        return SourcePlan(row.seq, None, tuple(items))
+
+    # -- one-off shares ---------------------------------------------------------------
+
+    def plan_one_off(
+        self, seq: int, record_type: str, record_id: str, recipient: str,
+        chosen: tuple[str, ...], reason: str,
+    ) -> SourcePlan:
+        """A one-off share, projected now with the fields the keyworker chose."""
+        kind = RECORD_TYPE_BY_NAME.get(record_type)
+        profile = self.profiles.get(recipient)
+        record = self.store.repo(kind).find(record_id) if kind is not None else None
+        if record is None or profile is None:
+            return SourcePlan(None, seq)
+        participant = record if isinstance(record, Participant) else self._participant(
+            str(getattr(record, "participant_id", "")))
+        if participant is None:
+            return SourcePlan(None, seq)
+        outcome = project_one_off(record, profile, participant, chosen, reason)
+        key = idempotency_key(record.id, record.version, profile.id)
+        if isinstance(outcome, HeldBack):
+            return SourcePlan(None, seq, held=(HeldItem(
+                key, record.record_type, record.id, record.version, participant.id, profile.id,
+                outcome.reason),))
+        return SourcePlan(None, seq, (self._planned(
+            record, participant, profile.for_programme(participant.programme), outcome,
+            "upsert", None, seq, reason),))
+
+
+def share_one_off(
+    store: Store,
+    record: Record,
+    profile_id: str,
+    fields: Iterable[str],
+    reason: str,
+    profiles: Mapping[str, SharingProfile] | None = None,
+) -> int:
+    """Ask for a one-off share of ``record``'s chosen ``fields`` with a one-off profile.
+
+    Checked now (a field the profile does not allow, a missing reason, or a record that is
+    held back raises a typed error) and sent at the next push, projected again then. The
+    request is audited with the recipient and the field names; the reason is kept in the
+    encrypted store, never in the audit detail. Returns the request's number.
+    """
+    available = load_sharing_profiles() if profiles is None else profiles
+    profile = available.get(profile_id)
+    if profile is None:
+        raise OneOffRefused(HoldReason.NOT_IN_PROFILE)
+    participant = record if isinstance(record, Participant) else store.participants.get(
+        str(getattr(record, "participant_id", "")))
+    chosen = tuple(dict.fromkeys(fields))
+    outcome = project_one_off(record, profile, participant, chosen, reason)
+    if isinstance(outcome, HeldBack):
+        raise OneOffRefused(outcome.reason)
+    with store.db.transaction() as conn:
+        cursor = conn.execute(
+            "INSERT INTO one_off_share (record_type, record_id, participant_id, recipient, fields,"
+            " reason, requested_at) VALUES (?,?,?,?,?,?,datetime('now'))",
+            (record.record_type, record.id, participant.id, profile.id, json.dumps(list(chosen)), reason),
+        )
+        seq = int(cursor.lastrowid)
+        store.audit("share_one_off_requested", record.record_type, record.id, participant.id,
+                    {"recipient": profile.id, "fields": list(chosen), "reason_given": bool(reason.strip())})
+    return seq

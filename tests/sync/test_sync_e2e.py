@@ -1,0 +1,328 @@
+"""End to end: a laptop profile syncing with a real controller process on loopback.
+
+Every test runs twice, on SQLite and on PostgreSQL (the ``db_url`` fixture the controller
+tests use). Synthetic people only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from keyworker_app.records import Consent, ConsentStatus, Referral
+from sync.engine import Outcome, RunOutcome, SyncEngine
+from sync.enrolment import META_DEVICE, META_TOKEN, META_TOKEN_LOCATION, open_client
+from sync.retry import RetryPolicy
+from sync_testkit import KEYWORKER, Laptop, caseload
+
+AppCli = Callable[..., tuple[int, str, str]]
+
+
+def controller_json(controller: Any, *args: str) -> list[dict[str, Any]]:
+    done = controller.cli(*args, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def sent_log(laptop: Laptop) -> list[tuple[Any, ...]]:
+    with laptop.opened() as store:
+        return store.db.query("SELECT idempotency_key, recipient, participant_id, op FROM sent_log")
+
+
+def test_enrol_push_and_nothing_sent_twice(enrolled: tuple[Any, Laptop], app_cli: AppCli) -> None:
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(6))
+    code, out, err = app_cli(laptop, "sync")
+    assert code == 0, out + err
+    assert "Sync finished." in out
+    received = controller_json(controller, "records")
+    log = sent_log(laptop)
+    assert received and len(received) == len(log)
+    assert {r["idempotency_key"] for r in received} == {row[0] for row in log}
+    assert f"Sent: {len(received)} accepted, 0 already held" in out
+
+    with laptop.opened() as store:
+        assert store.outbox_count("pending") == 0
+    code, out, _ = app_cli(laptop, "sync")
+    assert code == 0 and "Sent: 0 accepted, 0 already held (duplicate)" in out
+    assert len(controller_json(controller, "records")) == len(received)
+
+
+def test_a_crash_before_answers_were_applied_resends_and_the_controller_says_duplicate(
+    enrolled: tuple[Any, Laptop], app_cli: AppCli
+) -> None:
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(3, seed=11))
+    assert app_cli(laptop, "sync")[0] == 0
+    before = controller_json(controller, "records")
+    # As if the laptop lost power after the controller stored the items but before the
+    # laptop wrote the answers down: the rows and their items are pending again.
+    with laptop.opened() as store:
+        with store.db.transaction() as conn:
+            conn.execute("UPDATE outbox SET state = 'pending'")
+            conn.execute("UPDATE sync_item SET status = 'pending' WHERE status IN ('accepted', 'duplicate')")
+            conn.execute("DELETE FROM sent_log")
+    code, out, err = app_cli(laptop, "sync")
+    assert code == 0, out + err
+    assert f"Sent: 0 accepted, {len(before)} already held (duplicate)" in out
+    assert len(controller_json(controller, "records")) == len(before)
+    assert len(sent_log(laptop)) == len(before)   # the sharing history is whole again
+
+
+def test_a_code_issued_for_another_keyworker_is_refused(
+    controller: Any, laptop: Laptop, app_cli: AppCli, no_sleep: list[float]
+) -> None:
+    code = controller.new_code("kw-someone-else")
+    exit_code, out, err = app_cli(laptop, "enrol", "--controller", controller.base_url, "--code", code)
+    assert exit_code == 28
+    assert "different keyworker id" in err
+    with laptop.opened() as store:
+        assert store.get_meta(META_DEVICE) == ""
+
+
+def test_plain_http_to_another_computer_is_refused(laptop: Laptop, app_cli: AppCli) -> None:
+    exit_code, _, err = app_cli(laptop, "enrol", "--controller", "http://controller.example.org", "--code", "X")
+    assert exit_code == 22
+    assert "Plain http:// is refused" in err
+
+
+def test_the_token_goes_to_the_credential_store_when_the_profile_has_a_secure_one(
+    controller: Any, tmp_path: Path, app_cli: AppCli, secure_keyring: Any, no_sleep: list[float]
+) -> None:
+    laptop = Laptop(tmp_path / "secure")
+    code = controller.new_code(KEYWORKER)
+    exit_code, out, err = app_cli(laptop, "enrol", "--controller", controller.base_url, "--code", code)
+    assert exit_code == 0, out + err
+    assert "credential store" in out
+    with laptop.opened() as store:
+        assert store.get_meta(META_TOKEN_LOCATION) == "keyring"
+        assert store.get_meta(META_TOKEN) == ""
+    assert any(user.startswith("sync-token:") for _, user in secure_keyring.entries)
+    laptop.add_cases(caseload(1))
+    assert app_cli(laptop, "sync")[0] == 0
+
+
+def test_the_token_stays_inside_the_encrypted_store_under_passphrase_only(
+    enrolled: tuple[Any, Laptop]
+) -> None:
+    _, laptop = enrolled
+    with laptop.opened() as store:
+        assert store.get_meta(META_TOKEN_LOCATION) == "store"
+        token = store.get_meta(META_TOKEN)
+    assert token
+    for path in laptop.paths.data.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path.name
+
+
+def _referral_file(tmp_path: Path) -> Path:
+    path = tmp_path / "referral.json"
+    path.write_text(json.dumps({
+        "participant": {"given_name": "Testa", "family_name": "Synthetic", "programme": "working_well_ses",
+                        "strand": "ips", "date_of_birth": "1990-02-03"},
+        "referral": {"source_type": "nhs_trust", "reason": "Synthetic referral for a test",
+                     "received_on": "2025-05-30"},
+    }), "utf-8")
+    return path
+
+
+def _referrals(laptop: Laptop) -> list[Referral]:
+    with laptop.opened() as store:
+        return [r for r in store.repo(Referral).all() if r.controller_referral_id]
+
+
+def test_a_referral_is_pulled_once(enrolled: tuple[Any, Laptop], app_cli: AppCli, tmp_path: Path) -> None:
+    controller, laptop = enrolled
+    done = controller.cli("refer", "--keyworker-id", KEYWORKER, "--file", str(_referral_file(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    code, out, err = app_cli(laptop, "sync")
+    assert code == 0, out + err
+    assert "Referrals pulled: 1." in out
+    pulled = _referrals(laptop)
+    assert len(pulled) == 1
+    with laptop.opened() as store:
+        participant = store.participants.get(pulled[0].participant_id)
+        assert (participant.given_name, participant.keyworker_id, participant.strand) == ("Testa", KEYWORKER, "ips")
+    code, out, _ = app_cli(laptop, "sync")
+    assert code == 0 and "Referrals pulled: 0." in out
+    assert len(_referrals(laptop)) == 1
+
+
+class _DropReferralAcks(httpx.BaseTransport):
+    """Loopback transport that loses every referral acknowledgement (as a crash would)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport(retries=0)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/referrals/ack":
+            raise httpx.ConnectError("dropped", request=request)
+        return self.inner.handle_request(request)
+
+
+def test_a_referral_stored_but_not_acknowledged_is_not_stored_twice(
+    enrolled: tuple[Any, Laptop], app_cli: AppCli, tmp_path: Path
+) -> None:
+    controller, laptop = enrolled
+    assert controller.cli("refer", "--keyworker-id", KEYWORKER, "--file", str(_referral_file(tmp_path))).returncode == 0
+    with laptop.opened() as store:
+        client = open_client(store, laptop.paths, RetryPolicy(max_attempts=1))
+        client.http = httpx.Client(base_url=client.settings.base_url, transport=_DropReferralAcks())
+        result = SyncEngine(store, client).run()
+        client.close()
+    assert result.outcome is RunOutcome.OFFLINE and result.referrals_pulled == 1
+    assert len(_referrals(laptop)) == 1
+    code, out, _ = app_cli(laptop, "sync")
+    assert code == 0 and "Referrals pulled: 0." in out
+    assert len(_referrals(laptop)) == 1
+
+
+def test_withdrawing_consent_notifies_exactly_the_recipients_that_had_data(
+    enrolled: tuple[Any, Laptop], app_cli: AppCli
+) -> None:
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(12, seed=5))
+    assert app_cli(laptop, "sync")[0] == 0
+    received = controller_json(controller, "records")
+    had_data = {(r["recipient"], r["participant_id"]) for r in received if r["op"] == "upsert"}
+
+    with laptop.opened() as store:
+        consents = store.repo(Consent).all()
+        latest: dict[tuple[str, str], Consent] = {}
+        for c in consents:
+            latest[(c.participant_id, c.sharing_profile)] = c   # rowid order: last saved wins
+        with_data = [c for (pid, prof), c in latest.items()
+                     if c.status is ConsentStatus.GIVEN and (prof, pid) in had_data]
+        without_data = [c for (pid, prof), c in latest.items()
+                        if c.status is ConsentStatus.REFUSED and (prof, pid) not in had_data]
+        assert with_data and without_data, "the caseload needs both kinds"
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        for c in (with_data[0], without_data[0]):
+            store.save(c.replace(status=ConsentStatus.WITHDRAWN, withdrawn_on=now))
+    code, out, err = app_cli(laptop, "sync")
+    assert code == 0, out + err
+    notices = controller_json(controller, "withdrawals")
+    assert [(n["recipient"], n["participant_id"]) for n in notices] == [
+        (with_data[0].sharing_profile, with_data[0].participant_id)]
+    # The notice carries the withdrawal and nothing else.
+    notice = next(r for r in controller_json(controller, "records") if r["op"] == "withdraw")
+    assert set(notice["payload"]) <= {"id", "version", "record_type", "participant_id", "sharing_profile",
+                                      "status", "withdrawn_on", "notice_version"}
+    # A second sync sends no second notice.
+    assert app_cli(laptop, "sync")[0] == 0
+    assert len(controller_json(controller, "withdrawals")) == 1
+
+
+def _device_id(laptop: Laptop) -> str:
+    with laptop.opened() as store:
+        return store.get_meta(META_DEVICE)
+
+
+def test_a_revoked_laptop_is_locked_and_purged_at_next_sync(
+    enrolled: tuple[Any, Laptop], app_cli: AppCli
+) -> None:
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(2, seed=3))
+    assert app_cli(laptop, "sync")[0] == 0
+    done = controller.cli("revoke", "--device", _device_id(laptop))
+    assert done.returncode == 0, done.stderr
+    code, out, err = app_cli(laptop, "sync")
+    assert code == 26
+    assert "revoked" in err and "removed from this laptop" in err
+    assert not laptop.paths.database.exists()
+    assert not laptop.paths.keyfile.exists()
+    assert not list(laptop.paths.data.glob("keyworker.db*"))
+    # Nothing personal was written anywhere on the way out.
+    for path in laptop.paths.data.rglob("*"):
+        if path.is_file():
+            assert b"Synthetic" not in path.read_bytes()
+
+
+def test_a_lock_instruction_locks_and_keeps_the_data(enrolled: tuple[Any, Laptop], app_cli: AppCli) -> None:
+    controller, laptop = enrolled
+    assert controller.cli("lock", "--device", _device_id(laptop)).returncode == 0
+    code, _, err = app_cli(laptop, "sync")
+    assert code == 29 and "lock" in err
+    assert laptop.paths.database.exists()
+    code, out, _ = app_cli(laptop, "sync")   # acknowledged: the next sync is normal
+    assert code == 0, out
+
+
+def test_offline_is_a_clear_message_and_loses_nothing(
+    enrolled: tuple[Any, Laptop], app_cli: AppCli, no_sleep: list[float]
+) -> None:
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(1, seed=9))
+    controller.stop()
+    code, out, err = app_cli(laptop, "sync")
+    assert code == 23
+    assert "could not be reached" in err
+    assert len(no_sleep) == RetryPolicy().max_attempts - 1
+    with laptop.opened() as store:
+        assert store.outbox_count("pending") > 0
+
+
+def test_an_unknown_token_stops_the_run_and_says_why(enrolled: tuple[Any, Laptop], app_cli: AppCli) -> None:
+    _, laptop = enrolled
+    with laptop.opened() as store:
+        store.set_meta(META_TOKEN, "not-a-real-token")
+    code, _, err = app_cli(laptop, "sync")
+    assert code == 25
+    assert "does not know this laptop's access token" in err
+
+
+def test_a_rejected_item_is_set_aside_and_blocks_nothing(
+    enrolled: tuple[Any, Laptop], app_cli: AppCli
+) -> None:
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(2, seed=21))
+    with laptop.opened() as store:
+        # A participant whose programme id the controller's profiles cannot hold is refused
+        # on receipt ('programme' must be an id); everything else still goes.
+        bad = store.participants.all()[0]
+        store.save(bad.replace(programme="working_well_ses", strand="not a strand!"))
+        pending = store.outbox_count("pending")
+    code, out, err = app_cli(laptop, "sync")
+    assert code == 30, out + err
+    assert "rejected" in out and "set aside" in err
+    with laptop.opened() as store:
+        assert store.outbox_count("quarantined") >= 1
+        assert store.outbox_count("pending") == 0
+        assert store.outbox_count("done") + store.outbox_count("quarantined") == pending
+        reasons = store.db.query("SELECT code, reason FROM quarantine WHERE resolved_at IS NULL")
+        assert reasons and all(code for code, _ in reasons)
+        quarantined_before = store.outbox_count("quarantined")
+        # Fix and resend: a corrected version goes through and resolves the quarantine.
+        fixed = store.participants.get(bad.id)
+        store.save(fixed.replace(strand=""))
+    code, out, err = app_cli(laptop, "sync")
+    assert code == 0, out + err
+    with laptop.opened() as store:
+        # The participant record's refusals are resolved by its corrected version; the
+        # participant's other records went with the bad strand too and stay set aside
+        # until they are saved again.
+        open_for = store.db.query(
+            "SELECT count(*) FROM quarantine WHERE resolved_at IS NULL AND record_id = ?", (bad.id,))
+        assert open_for[0][0] == 0
+        assert store.outbox_count("quarantined") == quarantined_before - 1
+
+
+def test_outcome_counts_match_the_item_table(enrolled: tuple[Any, Laptop]) -> None:
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(2, seed=4))
+    with laptop.opened() as store:
+        client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
+        stages: list[str] = []
+        result = SyncEngine(store, client, progress=lambda stage, d, t: stages.append(stage.value)).run()
+        client.close()
+        accepted = store.db.scalar("SELECT count(*) FROM sync_item WHERE status = 'accepted'")
+    assert result.outcome is RunOutcome.OK
+    assert result.counts[Outcome.ACCEPTED] == accepted
+    assert stages[0] == "preparing" and stages[-1] == "done"
+    assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == [
+        "preparing", "pushing", "pulling_referrals", "pulling_instructions", "done"]
