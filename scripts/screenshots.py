@@ -30,6 +30,9 @@ OUT = ROOT / "docs" / "screenshots"
 PASSPHRASE = "demo orchard kettle 1947 lamp"  # a demo profile of synthetic people only
 SIZE = (1440, 900)
 
+#: The record's sections worth a picture each (the others are tables like these).
+RECORD_SECTIONS = ("assessments", "barriers", "notes", "consent", "esf")
+
 
 def ensure_display() -> None:
     if os.environ.get("DISPLAY") or os.environ.get("QT_QPA_PLATFORM") == "offscreen":
@@ -85,7 +88,19 @@ def settle(seconds: float = 0.3) -> None:
 def shoot(widget: object, name: str) -> Path:
     settle()
     path = OUT / f"{name}.png"
-    widget.grab().save(str(path))  # type: ignore[attr-defined]
+    screen = widget.screen().availableGeometry()  # type: ignore[attr-defined]
+    frame = widget.frameGeometry()  # type: ignore[attr-defined]
+    if frame.width() > screen.width() or frame.height() > screen.height():
+        print(f"WARNING: {name} is {frame.width()}x{frame.height()}, wider or taller than the "
+              f"{screen.width()}x{screen.height()} screen")
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QImage
+
+    # 256 colours and the tightest compression keep each picture well under 300 KB.
+    image = widget.grab().toImage().convertToFormat(  # type: ignore[attr-defined]
+        QImage.Format.Format_Indexed8,
+        Qt.ImageConversionFlag.ThresholdDither | Qt.ImageConversionFlag.PreferDither)
+    image.save(str(path), "PNG", 0)
     print(f"saved {path.relative_to(ROOT)}")
     return path
 
@@ -94,7 +109,7 @@ def unlock(window: object, passphrase: str = PASSPHRASE) -> None:
     page = window.start.unlock_page  # type: ignore[attr-defined]
     page.passphrase.setText(passphrase)
     page.unlock_button.click()
-    wait_for(lambda: not window.locked)  # type: ignore[attr-defined]
+    wait_for(lambda: not window.locked and not window.model.loading)  # type: ignore[attr-defined]
     settle(0.5)
 
 
@@ -139,11 +154,12 @@ def all_screens(work: Path) -> None:
     view = window.caseload
     view.search.setText("ab")
     view.search_now()
-    shoot(window, "05-caseload-search")
-    view.clear_filters()
+    wait_for(lambda: not window.model.loading)
     view.review_due.setChecked(True)
-    shoot(window, "06-caseload-review-due")
+    wait_for(lambda: not window.model.loading)
+    shoot(window, "05-caseload-search-and-filter")
     view.clear_filters()
+    wait_for(lambda: not window.model.loading)
 
     # 4. A participant's record, and each of its sections.
     shown: list[str] = []
@@ -152,12 +168,9 @@ def all_screens(work: Path) -> None:
     wait_for(lambda: bool(shown))
     shoot(window, "07-participant-record")
     record = window.record_view
-    sections = getattr(record, "section_ids", lambda: [])()
-    for number, section in enumerate(sections, start=1):
-        if hasattr(record, "_items") and record._items[section].isHidden():
-            continue
+    for number, section in enumerate(RECORD_SECTIONS, start=1):
         record.show_section(section)
-        shoot(window, f"08-record-{number:02d}-{section}")
+        shoot(window, f"08-record-{number}-{section}")
 
     # 5. New participant, settings, sync.
     window.new_participant()
@@ -168,18 +181,15 @@ def all_screens(work: Path) -> None:
     dialog.accept()  # shows how a wrong NI number is explained
     shoot(dialog, "09-new-participant")
     dialog.reject()
-    window.sync_now()
-    shoot(window, "10-sync-not-enrolled")
+    window.sync_now()  # not enrolled: the notice says what to do (seen in the settings shot)
     window.open_settings()
-    shoot(window.settings_dialog, "11-settings-sync")
-    window.settings_dialog.tabs.setCurrentIndex(2)
-    shoot(window.settings_dialog, "12-settings-about")
+    shoot(window.settings_dialog, "10-settings-sync")
     window.settings_dialog.reject()
 
     # 6. Locked (as after the idle time), with the notice the keyworker comes back to.
     window.lock(reason="idle")
     wait_for(lambda: window.ops.store is None and not window.ops.busy)
-    shoot(window, "13-locked")
+    shoot(window, "11-locked")
     window.close()
     QApplication.processEvents()
 
@@ -198,7 +208,7 @@ def scaled_caseload(work: Path, scale: str) -> None:
     window.sig_record_shown.connect(shown.append)
     window.open_participant(window.model.participant_id(0))
     wait_for(lambda: bool(shown))
-    shoot(window, f"14-caseload-at-{scale.replace('.', '')}x")
+    shoot(window, f"12-record-at-{scale.replace('.', '')}x")
     window.close()
 
 
@@ -215,6 +225,8 @@ def main() -> int:
         return 0
     if args.work.exists():
         shutil.rmtree(args.work)
+    for old in OUT.glob("*.png"):  # the set is made whole each time: no stale pictures left
+        old.unlink()
     demo_profile(args.work / "demo", args.participants)
     all_screens(args.work)
     for scale in ("1.25", "1.5"):

@@ -18,8 +18,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGridLayout,
-    QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QTableView,
+    QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QTableView,
     QVBoxLayout, QWidget,
 )
 
@@ -27,12 +26,28 @@ from keyworker_app import validators
 from keyworker_app.records import ReferralSource
 from keyworker_app.validators import ValidationError
 
+from .flow import flow_widget
 from .models import STATUS_LABELS, CaseloadFilter, QtCaseloadModel
 from .start import Banner
 
 #: Wait this long after the last keystroke before searching, so fast typing runs one query
 #: rather than one per letter. Short enough to feel instant.
 SEARCH_DEBOUNCE_MS = 120
+
+#: A search that takes longer than this says "Searching…"; a quicker one shows nothing.
+SEARCHING_SHOWN_AFTER_MS = 150
+
+
+def _labelled(text: str, widget: QWidget) -> QWidget:
+    """A label and its box kept together on one row (the label's mnemonic focuses the box)."""
+    holder = QWidget()
+    row = QHBoxLayout(holder)
+    row.setContentsMargins(0, 0, 0, 0)
+    label = QLabel(text, holder)
+    label.setBuddy(widget)
+    row.addWidget(label)
+    row.addWidget(widget)
+    return holder
 
 
 class _CaseloadTable(QTableView):
@@ -113,28 +128,36 @@ class CaseloadView(QWidget):
         self.empty.setWordWrap(True)
         self.empty.hide()
 
+        for combo in (self.programme, self.status):
+            # Programme names are long: the box may be narrower than the longest, the list is not.
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(12)
+        self.searching = QLabel("Searching…")
+        self.searching.setAccessibleName("Searching")
+        self.searching.setProperty("role", "hint")
+        self.searching.hide()
+        self._searching_delay = QTimer(self)
+        self._searching_delay.setSingleShot(True)
+        self._searching_delay.setInterval(SEARCHING_SHOWN_AFTER_MS)
+        self._searching_delay.timeout.connect(self.searching.show)
+
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
         top.addWidget(self.new_button)
-        filters = QGridLayout()
-        filters.addWidget(QLabel("Programme"), 0, 0)
-        filters.addWidget(self.programme, 0, 1)
-        filters.addWidget(QLabel("Status"), 0, 2)
-        filters.addWidget(self.status, 0, 3)
-        filters.setColumnStretch(4, 1)
-        # Two rows of tick boxes, so the list can share the window with an open record.
-        flags = QGridLayout()
-        flags.addWidget(QLabel("Show only:"), 0, 0)
-        for i, box in enumerate(self.flag_boxes.values()):
-            flags.addWidget(box, i // 3, 1 + i % 3)
-        flags.setColumnStretch(4, 1)
-        flags.addWidget(self.clear_button, 1, 5)
+        # Filters flow onto more rows when the list is narrow (an open record, 150% scaling).
+        choices = flow_widget(_labelled("&Programme", self.programme), _labelled("S&tatus", self.status),
+                              parent=self)
+        flags = flow_widget(QLabel("Show only:"), *self.flag_boxes.values(), self.clear_button, parent=self)
+        counts = QHBoxLayout()
+        counts.addWidget(self.count)
+        counts.addWidget(self.searching)
+        counts.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addLayout(top)
-        layout.addLayout(filters)
-        layout.addLayout(flags)
-        layout.addWidget(self.count)
+        layout.addWidget(choices)
+        layout.addWidget(flags)
+        layout.addLayout(counts)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty)
 
@@ -165,6 +188,7 @@ class CaseloadView(QWidget):
         self.table.setModel(model)
         model.sig_total_changed.connect(self._show_count)
         model.modelReset.connect(self._after_reset)
+        model.sig_busy.connect(self._show_busy)
         self.table.horizontalHeader().setSortIndicator(
             model.sort_column(), Qt.SortOrder.DescendingOrder if model.filter.descending
             else Qt.SortOrder.AscendingOrder)
@@ -252,6 +276,14 @@ class CaseloadView(QWidget):
             self.empty.show()
         else:
             self.empty.hide()
+
+    def _show_busy(self, busy: bool) -> None:
+        """'Searching…' only when a search is slow enough to notice, so quick ones never flicker."""
+        if busy:
+            self._searching_delay.start()
+        else:
+            self._searching_delay.stop()
+            self.searching.hide()
 
     def _after_reset(self) -> None:
         if self._model is not None and not self._sized and self._model.rowCount():

@@ -22,8 +22,8 @@ from datetime import date
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QButtonGroup, QGroupBox, QHBoxLayout, QLabel, QPushButton, QRadioButton, QTextBrowser,
-    QVBoxLayout, QWidget,
+    QButtonGroup, QGroupBox, QHBoxLayout, QLabel, QPushButton, QRadioButton, QSizePolicy,
+    QTextBrowser, QVBoxLayout, QWidget,
 )
 
 from keyworker_app.errors import KeyworkerError
@@ -100,6 +100,16 @@ def lawful_basis_text(profile: SharingProfile) -> str:
     return text
 
 
+def shared_fields_html(profile: SharingProfile) -> str:
+    """What a profile would share as a list: one line per kind of record, its fields after."""
+    items = []
+    for record_type, names in profile.records.items():
+        heading = RECORD_TYPE_LABELS.get(record_type, record_type.replace("_", " ").capitalize())
+        fields = ", ".join(field_label(record_type, n) for n in names)
+        items.append(f"<li><b>{html.escape(heading)}:</b> {html.escape(fields)}</li>")
+    return "<ul style='margin-top: 0; margin-bottom: 0;'>" + "".join(items) + "</ul>"
+
+
 def withdrawal_text(profile: SharingProfile) -> str:
     """What withdrawing consent for ``profile`` stops, said before the button is pressed."""
     return (f"Withdrawing stops sharing {shared_fields_text(profile)} with {profile.recipient}. "
@@ -147,6 +157,16 @@ class ConsentState:
     keyworker_id: str
 
 
+def _wrapping(label: QLabel) -> QLabel:
+    """A label that wraps and asks for the height its wrapped text needs (never overlaps)."""
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+    policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    policy.setHeightForWidth(True)
+    label.setSizePolicy(policy)
+    return label
+
+
 class _RecipientBox(QGroupBox):
     """One recipient: who, why, what, basis, current decision, choice and withdrawal."""
 
@@ -155,13 +175,15 @@ class _RecipientBox(QGroupBox):
         self.profile = profile
         self.setAccessibleName(profile.recipient)
         question = QLabel(f"<b>{html.escape(profile.consent_question or 'Do they agree to this sharing?')}</b>", self)
-        why = QLabel(f"Why: {profile.purpose}", self)
-        what = QLabel(f"What would be shared: {shared_fields_text(profile)}", self)
-        basis = QLabel(f"Lawful basis: {lawful_basis_text(profile)}", self)
+        why = QLabel(f"<b>Why:</b> {html.escape(profile.purpose)}", self)
+        # Field lists run long: a list, one kind of record a line, wrapped, never one clipped line.
+        what = QLabel("<b>What would be shared:</b>" + shared_fields_html(profile), self)
+        what.setAccessibleName(f"What would be shared: {shared_fields_text(profile)}")
+        basis = QLabel(f"<b>Lawful basis:</b> {html.escape(lawful_basis_text(profile))}", self)
         self.status = QLabel(self)
+        self.status.setProperty("role", "status")
         for label in (question, why, what, basis, self.status):
-            label.setWordWrap(True)
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+            _wrapping(label)
         self.agree = QRadioButton("Agrees", self)
         self.agree.setAccessibleName(f"Agrees to sharing with {profile.recipient}")
         self.refuse = QRadioButton("Does not agree", self)
@@ -169,8 +191,11 @@ class _RecipientBox(QGroupBox):
         self.choice = QButtonGroup(self)
         self.choice.addButton(self.agree)
         self.choice.addButton(self.refuse)
-        self.withdraw_note = QLabel(withdrawal_text(profile), self)
-        self.withdraw_note.setWordWrap(True)
+        # The button's description names every field; the note on screen points at the list.
+        self.withdraw_note = QLabel(
+            f"Withdrawing stops sharing everything listed above with {profile.recipient}. "
+            "Data already shared will be told to stop.", self)
+        _wrapping(self.withdraw_note)
         self.withdraw = QPushButton("Withdraw consent", self)
         self.withdraw.setAccessibleName(f"Withdraw consent for {profile.recipient}")
         self.withdraw.setAccessibleDescription(withdrawal_text(profile))
@@ -213,12 +238,17 @@ class ConsentView(QWidget):
         self._state: ConsentState | None = None
         self._boxes: dict[str, _RecipientBox] = {}
 
-        self.notice_heading = QLabel(self)
+        self.notice_heading = _wrapping(QLabel(self))
         self.notice_heading.setStyleSheet("font-weight: bold;")
         self.notice = QTextBrowser(self)
         self.notice.setAccessibleName("Privacy notice")
-        self.notice.setMinimumHeight(160)
         self.notice.setOpenExternalLinks(False)
+        # A readable window onto the notice, about 14 lines, scrolling on its own.
+        self.notice.setFixedHeight(self.notice.fontMetrics().lineSpacing() * 14)
+        self.notice_toggle = QPushButton("Hide the privacy notice", self)
+        self.notice_toggle.setAccessibleName("Show or hide the privacy notice")
+        self.notice_toggle.setCheckable(True)
+        self.notice_toggle.toggled.connect(self._toggle_notice)
 
         self.recipients = QWidget(self)
         self.recipients_layout = QVBoxLayout(self.recipients)
@@ -251,13 +281,22 @@ class ConsentView(QWidget):
         self.record_button.clicked.connect(self.record)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(self.notice_heading)
-        layout.addWidget(self.notice, 1)
+        layout.setContentsMargins(0, 0, 0, 0)
+        heading_row = QHBoxLayout()
+        heading_row.addWidget(self.notice_heading, 1)
+        heading_row.addWidget(self.notice_toggle, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(heading_row)
+        layout.addWidget(self.notice)
         layout.addWidget(self.recipients)
         layout.addWidget(self.none_label)
         layout.addWidget(self.how_box)
         layout.addWidget(self.error)
         layout.addWidget(self.record_button, 0, Qt.AlignmentFlag.AlignRight)
+        layout.addStretch(1)
+
+    def _toggle_notice(self, hidden: bool) -> None:
+        self.notice.setHidden(hidden)
+        self.notice_toggle.setText("Show the privacy notice" if hidden else "Hide the privacy notice")
 
     # --- rendering ---------------------------------------------------------------------
 
@@ -295,7 +334,7 @@ class ConsentView(QWidget):
                 "Please give the participant the printed notice, and tell your manager or IT "
                 "team so it can be put back.")
             return
-        self.notice_heading.setText(f"Privacy notice: {notice.title} ({notice.version})")
+        self.notice_heading.setText(f"Privacy notice ({notice.version})")  # its title is inside
         self.notice.setHtml(notice_html(notice))
 
     def _clear_entry(self) -> None:

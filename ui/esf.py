@@ -7,7 +7,8 @@ has signed, the completed form is rendered to a PDF in memory and kept in the st
 :class:`~keyworker_app.records.Attachment`; the EsfForm records the PDF's id and SHA-256.
 
 Dumb widget: ``render(EsfState)`` in; ``sig_save(list)`` (attachments first, then the
-EsfForm), ``sig_save_draft`` and ``sig_discard_draft`` out.
+EsfForm), the same with the draft to discard once saved (``sig_save_form(list, key)``),
+``sig_save_draft`` and ``sig_discard_draft`` out.
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class EsfView(QWidget):
     """The ESF participant form, its signature status and its signed PDF."""
 
     sig_save = Signal(list)
+    sig_save_form = Signal(list, str)   # records, the draft to discard once they are saved
     sig_save_draft = Signal(str, str, str, dict)
     sig_discard_draft = Signal(str)
 
@@ -151,7 +153,7 @@ class EsfView(QWidget):
         self.status.setStyleSheet("font-weight: bold;")
         self.form = FormView(self)
         self.form.cancel_button.hide()
-        self.form.sig_save.connect(self.sig_save)
+        self.form.sig_save.connect(self._form_saved)
         self.form.sig_save_draft.connect(self.sig_save_draft)
         self.form.sig_discard_draft.connect(self.sig_discard_draft)
         self.pdf_box = QGroupBox("Signed form (PDF)", self)
@@ -159,9 +161,11 @@ class EsfView(QWidget):
         box_layout = QVBoxLayout(self.pdf_box)
         box_layout.addWidget(self.viewer)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.status)
         layout.addWidget(self.form, 3)
         layout.addWidget(self.pdf_box, 2)
+        self._layout = layout
 
     def render(self, state: EsfState) -> None:
         self._state = state
@@ -189,12 +193,24 @@ class EsfView(QWidget):
             submit_label="Save ESF form", build=self._records))
         self._show_pdf(state)
 
+    def _form_saved(self, records: list[Record]) -> None:
+        form_state = self.form.state
+        self.sig_save.emit(records)
+        self.sig_save_form.emit(records, form_state.draft_key if form_state else "")
+
     def _show_pdf(self, state: EsfState) -> None:
         esf = state.esf_form
         pdf = state.attachments.get(esf.pdf_attachment_id) if esf and esf.pdf_attachment_id else None
+        # Until there is a signed PDF the form gets all the room; the box says why it is empty.
+        self._layout.setStretchFactor(self.pdf_box, 2 if pdf is not None else 0)
         if esf is None or pdf is None:
             self.viewer.clear()
+            self.viewer.message.setText("No PDF yet: it is made when the participant signs the form.")
+            self.viewer.scroll.setVisible(False)
+            self.viewer.print_button.setVisible(False)
             return
+        self.viewer.scroll.setVisible(True)
+        self.viewer.print_button.setVisible(True)
         self.viewer.show_pdf(pdf.content, esf.pdf_sha256)
 
     def _records(self, submission: Submission) -> list[Record]:

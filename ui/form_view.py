@@ -9,7 +9,10 @@
   signature attachments), for screens that want to build their own records;
 - ``sig_save_draft(key, form_id, participant_id, answers)``: unsaved answers, a moment
   after the last change, so a lock or a crash loses nothing;
-- ``sig_discard_draft(key)``: the draft is no longer needed (saved or cancelled);
+- ``sig_discard_draft(key)``: the draft is no longer needed (the form was cancelled). On
+  saving, the latest answers are kept as the draft first and the form does *not* discard
+  it: whoever saves the records discards it once the save has succeeded, so a save that
+  fails loses nothing;
 - ``sig_cancelled()``: the keyworker left the form without saving.
 
 Answers are checked by :func:`keyworker_app.forms.validate_answers`; each problem is shown
@@ -319,6 +322,9 @@ class _ComboEditor(_Editor):
     def __init__(self, question: FormField, parent: QWidget) -> None:
         super().__init__(question, parent)
         self.combo = QComboBox(parent)
+        # Long options must not make the whole form wider than the pane; the list shows them whole.
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(16)
         self.combo.addItem(_CHOOSE, None)
         if question.type == FieldType.BOOLEAN:
             self.combo.addItem("Yes", True)
@@ -454,6 +460,7 @@ class FormView(QWidget):
         self._rows: dict[str, _Row] = {}
         self._sections: dict[str, tuple[QGroupBox, QFormLayout]] = {}
         self._loading = False
+        self._unsaved = False
         self.last_result: ValidationResult | None = None
 
         self.title = QLabel(self)
@@ -525,6 +532,7 @@ class FormView(QWidget):
         if same:
             return
         self._draft_timer.stop()
+        self._unsaved = False
         self._build(state.form)
         answers: dict[str, Any] = {**answers_from_targets(state.form, state.targets), **state.initial}
         draft = state.draft
@@ -657,6 +665,7 @@ class FormView(QWidget):
             return
         self._update_visibility()
         if self._state.draft_key:
+            self._unsaved = True
             self._draft_timer.start()
 
     def _update_visibility(self) -> None:
@@ -685,11 +694,16 @@ class FormView(QWidget):
         state = self._state
         if state is None or not state.draft_key:
             return
+        self._unsaved = False
         self.sig_save_draft.emit(state.draft_key, state.form.id, state.participant_id,
                                  _json_ready(self.draft_answers()))
 
     def has_pending_draft(self) -> bool:
         return self._draft_timer.isActive()
+
+    def has_unsaved_changes(self) -> bool:
+        """Whether something was typed since the form was shown or its draft last kept."""
+        return self._unsaved
 
     # --- checking and saving -------------------------------------------------------------
 
@@ -736,9 +750,8 @@ class FormView(QWidget):
             records = state.build(submission)
         else:
             records = records_from_submission(submission, state.targets, state.today, state.assessor)
+        self.flush_draft()  # what was typed is kept until the save is known to have worked
         self.sig_save.emit(records)
-        if state.draft_key:
-            self.sig_discard_draft.emit(state.draft_key)
         return True
 
     def _show_errors(self, result: ValidationResult | None) -> None:
@@ -772,6 +785,7 @@ class FormView(QWidget):
     def _cancel(self) -> None:
         state = self._state
         self._draft_timer.stop()
+        self._unsaved = False
         if state is not None and state.draft_key:
             self.sig_discard_draft.emit(state.draft_key)
         self.sig_cancelled.emit()

@@ -12,17 +12,29 @@ over a lazily fetched model would sort and filter only what happened to be loade
 from __future__ import annotations
 
 import enum
+import logging
+import queue
+import threading
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Callable, Sequence
 
 from PySide6.QtCore import (
-    QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal,
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
 )
 
 from keyworker_app.records import ParticipantStatus
 from keyworker_app.store.database import Database
 from keyworker_app.store.store import fts_query
+
+from .operations import OpFailure
+
+log = logging.getLogger("keyworker.ui")
 
 PAGE_SIZE = 200
 
@@ -128,18 +140,19 @@ class CaseloadQuery:
         if f.review_due:
             clauses.append("p.review_due IS NOT NULL AND p.review_due <= ?")
             params.append((self.today() + timedelta(days=REVIEW_DUE_DAYS)).isoformat())
+        # Each flag is one index probe per participant (migration 0005 and the sync
+        # migration's quarantine_open): never a scan of the outbox, consents or forms.
         if f.consent_missing:
-            clauses.append("NOT EXISTS (SELECT 1 FROM consent c WHERE c.participant_id = p.id"
-                           " AND c.status = 'given')")
+            clauses.append("NOT EXISTS (SELECT 1 FROM consent c WHERE c.status = 'given'"
+                           " AND c.participant_id = p.id)")
         if f.signature_owed:
-            clauses.append("EXISTS (SELECT 1 FROM esf_form e WHERE e.participant_id = p.id"
-                           " AND e.signature_owed = 1)")
-        # The outbox has no index by participant: IN (…) builds the set once per query,
-        # where a correlated EXISTS would scan the outbox once per participant.
-        if f.unsynced:
-            clauses.append("p.id IN (SELECT participant_id FROM outbox WHERE state = 'pending')")
-        if f.quarantined:
-            clauses.append("p.id IN (SELECT participant_id FROM outbox WHERE state = 'quarantined')")
+            clauses.append("EXISTS (SELECT 1 FROM esf_form e WHERE e.signature_owed = 1"
+                           " AND e.participant_id = p.id)")
+        if f.unsynced:  # participant_pending is kept by triggers on the outbox
+            clauses.append("EXISTS (SELECT 1 FROM participant_pending pp WHERE pp.participant_id = p.id)")
+        if f.quarantined:  # items the controller set aside and nobody has resolved yet
+            clauses.append("EXISTS (SELECT 1 FROM quarantine q WHERE q.resolved_at IS NULL"
+                           " AND q.participant_id = p.id)")
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def order_by(self, f: CaseloadFilter) -> str:
@@ -201,28 +214,111 @@ class Column:
     value: Callable[[CaseloadRow], str]
 
 
+@dataclass(frozen=True)
+class CaseloadRead:
+    """One question for the reader: rows ``offset`` to ``offset + limit``, and the count."""
+
+    generation: int
+    query: CaseloadQuery
+    filter: CaseloadFilter
+    offset: int
+    limit: int
+    count: bool  # a new list (count it too) rather than the next window of the same one
+
+
+@dataclass(frozen=True)
+class CaseloadAnswer:
+    """What the reader found for a :class:`CaseloadRead` (``total`` is -1 when not counted)."""
+
+    read: CaseloadRead
+    total: int
+    rows: tuple[CaseloadRow, ...]
+
+
+class CaseloadReader(QObject):
+    """Runs caseload queries on a thread of its own, so typing never waits for SQL.
+
+    ``read()`` queues a question; the answer arrives on the GUI thread as
+    ``sig_answer(CaseloadAnswer)`` or ``sig_failed(CaseloadRead, OpFailure)``. A question
+    older than the newest one asked is skipped without running: when the keyworker types
+    five letters quickly, only the last search runs. The store's one connection is shared
+    with the operations thread; ``Database.query`` takes its lock, so they take turns.
+    """
+
+    sig_answer = Signal(object)           # CaseloadAnswer
+    sig_failed = Signal(object, object)   # CaseloadRead, OpFailure
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._queue: queue.Queue[CaseloadRead | None] = queue.Queue()
+        self._newest = 0
+        self._thread = threading.Thread(target=self._work, name="keyworker-caseload", daemon=True)
+        self._thread.start()
+
+    def read(self, question: CaseloadRead) -> None:
+        self._newest = max(self._newest, question.generation)
+        self._queue.put(question)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the thread after the question it is on (if any)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def _work(self) -> None:
+        while True:
+            question = self._queue.get()
+            if question is None:
+                return
+            if question.generation < self._newest:
+                continue  # a newer keystroke or filter has been asked for since
+            try:
+                q, f = question.query, question.filter
+                total = q.count(f) if question.count else -1
+                limit = min(question.limit, total) if question.count else question.limit
+                rows = tuple(q.page(f, question.offset, limit)) if limit > 0 else ()
+            except Exception as exc:  # shown on the GUI thread (or dropped there if stale)
+                self.sig_failed.emit(question, OpFailure.from_exception(exc))
+                continue
+            self.sig_answer.emit(CaseloadAnswer(question, total, rows))
+
+
 class QtCaseloadModel(QAbstractTableModel):
     """The caseload for a ``QTableView``: filter in, rows out, fetched a window at a time.
 
-    ``set_filter`` replaces the query (one model reset); ``refresh`` re-reads it after an
-    operation changed participants, keeping as many rows loaded as before. ``total`` is
-    the number of participants matching, ``sig_total_changed(int)`` says when it changes.
-    Sorting through the header calls ``sort``, which is SQL too.
+    ``set_filter`` asks for a new list; ``refresh`` re-reads it after an operation changed
+    participants, keeping as many rows loaded as before. The SQL runs on a
+    :class:`CaseloadReader` thread: the rows shown stay until the answer comes, then the
+    model resets once (``sig_loaded``). Each request carries a generation number, and an
+    answer for anything but the newest request is dropped, so a slow search for "a" never
+    overwrites the quicker one for "ahmed" typed after it. ``sig_busy(bool)`` says when a
+    list is being read. ``total`` is the number of participants matching, and
+    ``sig_total_changed(int)`` is emitted with each new list. Sorting through the header
+    calls ``sort``, which is SQL too.
     """
 
     sig_total_changed = Signal(int)
+    sig_loaded = Signal()          # a new list is in (after set_filter, refresh, set_query)
+    sig_busy = Signal(bool)        # reading a new list, or done
+    sig_failed = Signal(object)    # OpFailure: the list could not be read
 
     ParticipantIdRole = Qt.ItemDataRole.UserRole + 1
 
     def __init__(self, query: CaseloadQuery | None = None,
                  programme_names: dict[str, str] | None = None,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, reader: CaseloadReader | None = None) -> None:
         super().__init__(parent)
         self._query = query
         self._filter = CaseloadFilter()
         self._rows: list[CaseloadRow] = []
         self._total = 0
+        self._generation = 0
+        self._fetching = False
+        self._loading = False
         self._programme_names = programme_names or {}
+        self._reader = reader or CaseloadReader(self)
+        self._reader.sig_answer.connect(self._on_answer)
+        self._reader.sig_failed.connect(self._on_failed)
         self.columns: Sequence[Column] = (
             Column("Name", SortKey.NAME, lambda r: r.name),
             Column("Participant ref", SortKey.REF, lambda r: r.participant_ref),
@@ -260,17 +356,63 @@ class QtCaseloadModel(QAbstractTableModel):
         """Re-read after a change, keeping the rows already scrolled to."""
         self._reload(max(PAGE_SIZE, len(self._rows)))
 
+    def shutdown(self) -> None:
+        """Stop reading (the window calls this as it closes)."""
+        self._generation += 1
+        self._reader.shutdown()
+
+    @property
+    def loading(self) -> bool:
+        """Whether a new list has been asked for and has not come yet."""
+        return self._loading
+
     def _reload(self, wanted: int) -> None:
-        self.beginResetModel()
+        self._generation += 1
+        self._fetching = False
         if self._query is None:
-            self._rows, total = [], 0
-        else:
-            total = self._query.count(self._filter)
-            self._rows = self._query.page(self._filter, 0, min(wanted, total)) if total else []
+            # Nothing to read (locked): empty at once, so no data outlives the lock.
+            self._set_loading(False)
+            self._show(0, [])
+            return
+        self._set_loading(True)
+        self._reader.read(CaseloadRead(self._generation, self._query, self._filter, 0, wanted, True))
+
+    def _set_loading(self, loading: bool) -> None:
+        if loading != self._loading:
+            self._loading = loading
+            self.sig_busy.emit(loading)
+
+    def _show(self, total: int, rows: Sequence[CaseloadRow]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self._total = total
         self.endResetModel()
-        if total != self._total:
-            self._total = total
         self.sig_total_changed.emit(total)
+        self.sig_loaded.emit()
+
+    def _on_answer(self, answer: CaseloadAnswer) -> None:
+        read = answer.read
+        if read.generation != self._generation:
+            return  # the answer to an older keystroke or filter: something newer is coming
+        if read.count:
+            self._set_loading(False)
+            self._show(answer.total, answer.rows)
+            return
+        self._fetching = False
+        if not answer.rows or read.offset != len(self._rows):
+            return
+        start = len(self._rows)
+        self.beginInsertRows(QModelIndex(), start, start + len(answer.rows) - 1)
+        self._rows.extend(answer.rows)
+        self.endInsertRows()
+
+    def _on_failed(self, read: CaseloadRead, failure: OpFailure) -> None:
+        if read.generation != self._generation:
+            return  # e.g. a search still running as the store closed for a lock
+        self._fetching = False
+        self._set_loading(False)
+        log.info("caseload read failed: %s", failure.error_type)
+        self.sig_failed.emit(failure)
 
     # --- data out -------------------------------------------------------------------
 
@@ -315,18 +457,16 @@ class QtCaseloadModel(QAbstractTableModel):
         return None
 
     def canFetchMore(self, parent: ModelIndex = QModelIndex()) -> bool:  # noqa: B008
-        return not parent.isValid() and len(self._rows) < self._total
+        return (not parent.isValid() and not self._fetching and not self._loading
+                and len(self._rows) < self._total)
 
     def fetchMore(self, parent: ModelIndex = QModelIndex()) -> None:  # noqa: B008
-        if parent.isValid() or self._query is None:
+        """Ask for the next window; the rows are inserted when the reader answers."""
+        if parent.isValid() or self._query is None or not self.canFetchMore(parent):
             return
-        more = self._query.page(self._filter, len(self._rows), PAGE_SIZE)
-        if not more:
-            return
-        start = len(self._rows)
-        self.beginInsertRows(QModelIndex(), start, start + len(more) - 1)
-        self._rows.extend(more)
-        self.endInsertRows()
+        self._fetching = True
+        self._reader.read(CaseloadRead(self._generation, self._query, self._filter,
+                                       len(self._rows), PAGE_SIZE, False))
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         key = self.columns[column].sort if 0 <= column < len(self.columns) else None

@@ -10,6 +10,8 @@ programmes), outcomes and exit, sharing history and audit history.
 turns into store operations before rendering again:
 
 - ``sig_save(list)``: records to save, in order (attachments before what points at them);
+- ``sig_save_form(list, key)``: the same for a submitted form, with the key of its draft,
+  which the window discards only once the save has succeeded (a failed save keeps it);
 - ``sig_delete(record_type, record_id, reason)``;
 - ``sig_save_draft(key, form_id, participant_id, answers)`` and ``sig_discard_draft(key)``.
 
@@ -24,11 +26,29 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any, TypeVar
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-    QLineEdit, QListWidget, QListWidgetItem, QPlainTextEdit, QPushButton, QSplitter,
-    QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QAbstractScrollArea,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QStackedWidget,
+    QStyle,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from keyworker_app import validators
@@ -37,17 +57,37 @@ from keyworker_app.errors import KeyworkerError
 from keyworker_app.forms import FormDefinition, FormNotFound, load_form
 from keyworker_app.programmes import Programme, load_programme
 from keyworker_app.records import (
-    ActionPlan, Assessment, Attachment, Barrier, BarrierReview, CaseNote, Confidentiality,
-    Consent, EsfForm, ExitReason, HouseholdMember, Outcome, OutcomeKind, Participant,
-    ParticipantStatus, Record, Referral,
+    ActionPlan,
+    Assessment,
+    Attachment,
+    Barrier,
+    BarrierReview,
+    CaseNote,
+    Confidentiality,
+    Consent,
+    EsfForm,
+    ExitReason,
+    HouseholdMember,
+    Outcome,
+    OutcomeKind,
+    Participant,
+    ParticipantStatus,
+    Record,
+    Referral,
 )
 from keyworker_app.store.audit import AuditEntry
 from keyworker_app.store.store import Draft, ParticipantFile
 from ui.barriers_chart import BarriersPanel, barriers_from_answers
 from ui.consent import RECORD_TYPE_LABELS, ConsentState, ConsentView, field_label
 from ui.esf import ESF_FORM_ID, EsfState, EsfView
+from ui.flow import flow_widget
 from ui.form_view import (
-    FormState, FormView, Submission, answers_from_targets, display_answer, draft_key_for,
+    FormState,
+    FormView,
+    Submission,
+    answers_from_targets,
+    display_answer,
+    draft_key_for,
     records_from_submission,
 )
 
@@ -172,9 +212,17 @@ class _RecordTable(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move inside it
-        self.table.horizontalHeader().setSectionResizeMode(len(headers) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(True)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.verticalHeader().hide()  # row numbers mean nothing to a keyworker
+        header = self.table.horizontalHeader()
+        header.setMinimumSectionSize(60)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        # The last column (the answer, the note, the fields) takes what is left and wraps.
+        header.setSectionResizeMode(len(headers) - 1, QHeaderView.ResizeMode.Stretch)
         self.table.setAccessibleName(name)
         self.table.itemSelectionChanged.connect(lambda: self.sig_selected.emit(self.selected_id()))
+        self.table.viewport().installEventFilter(self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table, 1)
@@ -203,8 +251,38 @@ class _RecordTable(QWidget):
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, record_id)
+                if len(text) > 15:  # may be wrapped or cut short in a narrow pane
+                    item.setToolTip(text)
                 self.table.setItem(index, column, item)
-        self.table.resizeColumnsToContents()
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Every column but the last fits its contents and heading; the last stretches over
+        the rest. When they cannot all fit, the first ones give up room in proportion and
+        their text wraps onto more lines, rather than pushing the last column off-screen."""
+        header = self.table.horizontalHeader()
+        columns = header.count()
+        if columns < 2:
+            return
+        padding = 2 * self.table.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMargin) + 12
+        wanted = [max(self.table.sizeHintForColumn(c), header.sectionSizeHint(c)) + padding
+                  for c in range(columns - 1)]
+        width = self.table.viewport().width()
+        room = width - max(120, header.sectionSizeHint(columns - 1))
+        if columns == 2:  # question and answer: the answer keeps at least half the width
+            room = min(room, int(width * 0.5))
+        if sum(wanted) > room > 0:
+            scale = room / sum(wanted)
+            wanted = [max(header.sectionSizeHint(c), int(w * scale)) for c, w in enumerate(wanted)]
+        for column, width in enumerate(wanted):
+            self.table.setColumnWidth(column, width)
+        self.table.resizeRowsToContents()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        # The viewport's own resize: the true width, also when a hidden page is first shown.
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            self.fit_columns()
+        return False
 
     def row_count(self) -> int:
         return self.table.rowCount()
@@ -265,6 +343,7 @@ class ParticipantRecordView(QWidget):
     """A participant's whole record; see the module docstring for its signals."""
 
     sig_save = Signal(list)
+    sig_save_form = Signal(list, str)
     sig_delete = Signal(str, str, str)
     sig_save_draft = Signal(str, str, str, dict)
     sig_discard_draft = Signal(str)
@@ -277,9 +356,11 @@ class ParticipantRecordView(QWidget):
         self.title.setStyleSheet("font-size: 1.5em; font-weight: bold;")
         self.nav = QListWidget(self)
         self.nav.setAccessibleName("Sections of the record")
-        self.nav.setMaximumWidth(240)
+        self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.nav.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
         self.stack = QStackedWidget(self)
         self._pages: dict[str, QWidget] = {}
+        self._shown: dict[str, QWidget] = {}  # what the stack holds for a page (its scroll area)
         self._items: dict[str, QListWidgetItem] = {}
         for section_id, label in SECTIONS:
             item = QListWidgetItem(label)
@@ -305,36 +386,58 @@ class ParticipantRecordView(QWidget):
         self.form_view.sig_save_draft.connect(self.sig_save_draft)
         self.form_view.sig_discard_draft.connect(self.sig_discard_draft)
         self.form_view.sig_cancelled.connect(self._form_closed)
-        self._add_page(_FORM_PAGE, self.form_view)
+        self._add_page(_FORM_PAGE, self.form_view, scroll=False)  # the form scrolls itself
 
-        splitter = QSplitter(self)
-        splitter.addWidget(self.nav)
-        splitter.addWidget(self.stack)
-        splitter.setStretchFactor(1, 1)
+        self.title.setWordWrap(True)
+        body = QHBoxLayout()
+        body.setContentsMargins(0, 0, 0, 0)
+        body.addWidget(self.nav)
+        body.addWidget(self.stack, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
-        layout.addWidget(splitter, 1)
+        layout.addLayout(body, 1)
         self.setTabOrder(self.nav, self.stack)
         self.nav.setCurrentRow(0)
+        self._fit_nav()
 
-    def _add_page(self, section_id: str, page: QWidget) -> None:
+    def _add_page(self, section_id: str, page: QWidget, scroll: bool = True) -> None:
+        """Add a section page, inside a scroll area unless it scrolls by itself.
+
+        The scroll area lets every page fit a small or scaled screen: its content is never
+        squeezed below the height its wrapped text needs, it scrolls instead.
+        """
         self._pages[section_id] = page
-        self.stack.addWidget(page)
+        shown: QWidget = page
+        if scroll:
+            area = QScrollArea(self.stack)
+            area.setWidgetResizable(True)
+            area.setFrameShape(QFrame.Shape.NoFrame)
+            area.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+            area.setWidget(page)
+            shown = area
+        self._shown[section_id] = shown
+        self.stack.addWidget(shown)
+
+    def _fit_nav(self) -> None:
+        """Make the sections list exactly as wide as its longest entry, so none is cut off."""
+        widest = self.nav.sizeHintForColumn(0)  # every entry, hidden ones too: no jumping about
+        self.nav.setFixedWidth(widest + 2 * self.nav.frameWidth() + 12)
 
     # --- navigation ----------------------------------------------------------------------
 
     def _nav_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
         if current is not None:
-            self.stack.setCurrentWidget(self._pages[current.data(Qt.ItemDataRole.UserRole)])
+            self.stack.setCurrentWidget(self._shown[current.data(Qt.ItemDataRole.UserRole)])
 
     def show_section(self, section_id: str) -> None:
         """Go to a section (as if chosen in the list)."""
         self.nav.setCurrentItem(self._items[section_id])
-        self.stack.setCurrentWidget(self._pages[section_id])
+        self.stack.setCurrentWidget(self._shown[section_id])
 
     def current_section(self) -> str:
         widget = self.stack.currentWidget()
-        return next(k for k, v in self._pages.items() if v is widget)
+        return next(k for k, v in self._shown.items() if v is widget)
 
     def section_ids(self) -> list[str]:
         """The sections shown for this participant's programme, in order."""
@@ -379,18 +482,21 @@ class ParticipantRecordView(QWidget):
             form=form, participant_id=participant.id, today=state.today, draft_key=key,
             initial=initial, draft=state.draft(key), targets=targets,
             assessor=state.keyworker_id, build=build))
-        self.stack.setCurrentWidget(self.form_view)
+        self.stack.setCurrentWidget(self._shown[_FORM_PAGE])
         self.form_view.setFocus()
         return self.form_view
 
     def flush_drafts(self) -> None:
-        """Emit unsaved form work now, as drafts (the window calls this before it locks)."""
+        """Emit unsaved form work now, as drafts (the window calls this before it locks or
+        quits). Only forms with something typed since their draft was last kept: a form that
+        was merely opened leaves no "unfinished form" behind."""
         for form in (self.form_view, self.esf.form):
-            if form.has_pending_draft() or (form.isVisible() and form.state is not None):
+            if form.has_pending_draft() or form.has_unsaved_changes():
                 form.flush_draft()
 
     def _form_saved(self, records: list[Record]) -> None:
-        self.sig_save.emit(records)
+        state = self.form_view.state
+        self.sig_save_form.emit(records, state.draft_key if state is not None else "")
         self._form_closed()
 
     def _form_closed(self) -> None:
@@ -446,10 +552,14 @@ class ParticipantRecordView(QWidget):
         self.assessment_table.sig_delete.connect(self.sig_delete)
         self.assessment_table.sig_selected.connect(self._show_assessment)
         self.assessment_detail = _RecordTable("Answers to the selected assessment", ["Question", "Answer"], parent=page)
-        self.assessment_buttons = QHBoxLayout()
+        # Which assessments there are comes from the programme: they wrap onto more rows.
+        self.assessment_button_row = flow_widget(parent=page)
+        self.assessment_buttons = self.assessment_button_row.layout()
         self._assessment_button_widgets: list[QPushButton] = []
-        page.body.addLayout(self.assessment_buttons)
+        page.body.addWidget(QLabel("Start a new assessment:", page))
+        page.body.addWidget(self.assessment_button_row)
         page.body.addWidget(self.assessment_table, 1)
+        page.body.addWidget(QLabel("Choose an assessment above to see its answers here.", page))
         page.body.addWidget(self.assessment_detail, 1)
         self._add_page("assessments", page)
 
@@ -526,7 +636,7 @@ class ParticipantRecordView(QWidget):
     def _build_esf(self) -> None:
         page = _Page("ESF form")
         self.esf = EsfView(page)
-        self.esf.sig_save.connect(self.sig_save)
+        self.esf.sig_save_form.connect(self.sig_save_form)
         self.esf.sig_save_draft.connect(self.sig_save_draft)
         self.esf.sig_discard_draft.connect(self.sig_discard_draft)
         page.body.addWidget(self.esf, 1)
@@ -569,8 +679,11 @@ class ParticipantRecordView(QWidget):
         self._items["esf"].setHidden(not programme.esf_funded or not programme.uses_form(ESF_FORM_ID))
         kinds = [_code_label("action_plan_kind", k) for k in programme.action_plan_kinds]
         plan_title = " / ".join(kinds) if kinds else "Action plan"
-        self._items["action_plan"].setText(plan_title)
+        # Two plan names go on two lines in the list, so the list can stay narrow.
+        self._items["action_plan"].setText(" /\n".join(kinds) if kinds else "Action plan")
+        self._items["action_plan"].setToolTip(plan_title)
         self.action_plan_page.heading.setText(plan_title)
+        self._fit_nav()
         self._render_profile(state, programme)
         self._render_household(state)
         self._render_referral(state)
@@ -667,6 +780,14 @@ class ParticipantRecordView(QWidget):
             self.assessment_buttons.addWidget(button)
             button.show()
             self._assessment_button_widgets.append(button)
+        # Buttons made now would come last in the Tab order: put them first on the page,
+        # in the order they are shown, then the table and its delete row.
+        table = self.assessment_table
+        chain: list[QWidget] = [self.nav, *self._assessment_button_widgets, table.table]
+        chain += [w for w in (table.reason, table.delete_button) if w is not None]
+        chain.append(self.assessment_detail.table)
+        for first, second in zip(chain, chain[1:]):
+            QWidget.setTabOrder(first, second)
         self.assessment_table.set_rows([
             (a.id, (_form_title(a.form_id, a.form_version), str(a.form_version), _fmt(a.completed_on), a.assessor))
             for a in state.records(Assessment)])

@@ -11,14 +11,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-    QPushButton, QStackedWidget, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from keyworker_app.errors import (
-    LockedOut, UnlockTooSoon, WeakPassphrase, WrongPassphrase,
+    LockedOut,
+    UnlockTooSoon,
+    WeakPassphrase,
+    WrongPassphrase,
 )
 from keyworker_app.security import check_passphrase, passphrase_strength
 
@@ -67,6 +81,39 @@ def _password_field(name: str) -> QLineEdit:
     field.setAccessibleName(name)
     field.setMinimumWidth(320)
     return field
+
+
+class CapsLockWatcher(QObject):
+    """Guesses Caps Lock from what a passphrase field is typed, and shows a warning.
+
+    Qt reports no Caps Lock state (``QGuiApplication.queryKeyboardModifiers`` has no such
+    modifier, and native modifiers differ by platform), so this reads the letters themselves:
+    a capital typed without Shift, or a small letter typed with Shift, means Caps Lock is on.
+    It says nothing until a letter has been typed, and letters without case (most scripts
+    other than Latin, Greek and Cyrillic) leave it as it was.
+    """
+
+    def __init__(self, field: QLineEdit, warning: QLabel) -> None:
+        super().__init__(field)
+        self._warning = warning
+        warning.hide()
+        field.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
+            text = event.text()
+            if len(text) == 1 and text.lower() != text.upper():
+                shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+                self._warning.setVisible(text.isupper() != shift)
+        return False
+
+
+def _caps_warning() -> QLabel:
+    label = QLabel("Caps Lock seems to be on: your passphrase is being typed in capitals.")
+    label.setWordWrap(True)
+    label.setProperty("role", "warning")
+    label.setAccessibleName("Caps Lock warning")
+    return label
 
 
 def _finish_page(layout: QVBoxLayout, form: QFormLayout, banner: Banner, button: QPushButton) -> None:
@@ -128,7 +175,10 @@ class CreateProfilePage(QWidget):
         form = QFormLayout()
         form.addRow("&Programme", self.programme)
         form.addRow("Your &keyworker ID", self.keyworker_id)
+        self.caps_warning = _caps_warning()
+        self._caps = [CapsLockWatcher(f, self.caps_warning) for f in (self.passphrase, self.confirm)]
         form.addRow("Pass&phrase", self.passphrase)
+        form.addRow("", self.caps_warning)
         form.addRow("Type it &again", self.confirm)
         form.addRow("", self.show_text)
         form.addRow("Strength", meter)
@@ -227,8 +277,11 @@ class UnlockPage(QWidget):
         self._countdown.setInterval(1000)
         self._countdown.timeout.connect(self._tick)
 
+        self.caps_warning = _caps_warning()
+        self._caps = CapsLockWatcher(self.passphrase, self.caps_warning)
         form = QFormLayout()
         form.addRow("&Passphrase", self.passphrase)
+        form.addRow("", self.caps_warning)
         form.addRow("", self.show_text)
         layout = QVBoxLayout(self)
         layout.addWidget(self.heading)

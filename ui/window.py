@@ -257,6 +257,7 @@ class MainWindow(QMainWindow):
         self.ops.sig_changed.connect(self._on_changed)
         self.ops.sig_failed.connect(self._on_failed)
         self.ops.sig_busy.connect(self._on_busy)
+        self.model.sig_failed.connect(self._on_failed)
 
         self._show_start()
 
@@ -458,7 +459,7 @@ class MainWindow(QMainWindow):
             self.record_area.setCurrentWidget(view)
             # The record needs the room now; the list keeps enough to pick someone else.
             total = sum(self.splitter.sizes()) or self.width()
-            self.splitter.setSizes([int(total * 0.42), total - int(total * 0.42)])
+            self.splitter.setSizes([int(total * 0.38), total - int(total * 0.38)])
         self.caseload.select_participant(file.participant.id)
         self.sig_record_shown.emit(file.participant.id)
 
@@ -479,6 +480,8 @@ class MainWindow(QMainWindow):
             view.sig_delete.connect(self._delete_from_record)  # type: ignore[attr-defined]
             view.sig_save_draft.connect(self._save_draft)  # type: ignore[attr-defined]
             view.sig_discard_draft.connect(self.ops.discard_draft)  # type: ignore[attr-defined]
+            if hasattr(view, "sig_save_form"):
+                view.sig_save_form.connect(self._save_form_from_record)
             if hasattr(view, "sig_attach"):
                 view.sig_attach.connect(self._attach)
             self.record_area.addWidget(view)
@@ -488,6 +491,15 @@ class MainWindow(QMainWindow):
     def _save_from_record(self, records: list[Record]) -> None:
         self.ops.save_records(list(records),
                               on_done=lambda _saved: self.statusBar().showMessage("Saved.", 4000))
+
+    def _save_form_from_record(self, records: list[Record], draft_key: str) -> None:
+        """Save a submitted form; only then discard its draft (a failed save keeps it)."""
+        def done(_saved: list[Record]) -> None:
+            self.statusBar().showMessage("Saved.", 4000)
+            if draft_key:
+                self.ops.discard_draft(draft_key)
+
+        self.ops.save_records(list(records), on_done=done)
 
     def _delete_from_record(self, record_type: str, record_id: str, reason: str) -> None:
         kind = RECORD_TYPE_BY_NAME.get(record_type)
@@ -712,6 +724,7 @@ class MainWindow(QMainWindow):
             flush_record_drafts(self.record_view)
         self.idle.stop()
         self.model.set_query(None)
+        self.model.shutdown()
         self.ops.shutdown()
         if self._sync_thread is not None:
             self._sync_thread.join(5)

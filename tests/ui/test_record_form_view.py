@@ -74,7 +74,10 @@ def test_invalid_then_valid_assessment_shows_messages_then_saves(qtbot) -> None:
     hours = view.editor("weekly_hours_worked")
     hours.setCurrentIndex(1)
 
-    with qtbot.waitSignal(view.sig_save) as saved, qtbot.waitSignal(view.sig_discard_draft):
+    # The latest answers are kept as the draft first; the form never discards it on saving
+    # (the window does, once the save has worked).
+    with qtbot.waitSignal(view.sig_save) as saved, qtbot.waitSignal(view.sig_save_draft), \
+            qtbot.assertNotEmitted(view.sig_discard_draft):
         qtbot.mouseClick(view.save_button, Qt.MouseButton.LeftButton)
     records = saved.args[0]
     updated = next(r for r in records if isinstance(r, Participant))

@@ -29,6 +29,7 @@ class Glue:
         self.view.show()
         self.deleted: list[tuple[str, str, str]] = []
         self.view.sig_save.connect(self.save)
+        self.view.sig_save_form.connect(self.save_form)
         self.view.sig_delete.connect(self.delete)
         self.view.sig_save_draft.connect(lambda k, f, p, a: (store.save_draft(k, f, p, a), self.render()))
         self.view.sig_discard_draft.connect(lambda k: store.discard_draft(k))
@@ -39,6 +40,12 @@ class Glue:
 
     def save(self, records) -> None:
         save_all(self.store, records)
+        self.render()
+
+    def save_form(self, records, draft_key: str) -> None:
+        save_all(self.store, records)  # raises (and keeps the draft) if the save fails
+        if draft_key:
+            self.store.discard_draft(draft_key)
         self.render()
 
     def delete(self, record_type: str, record_id: str, reason: str) -> None:
@@ -61,7 +68,8 @@ def test_sections_follow_the_programme(qtbot, record_store) -> None:
     assert view.section_ids() == ["profile", "referral", "assessments", "barriers", "action_plan",
                                   "notes", "consent", "esf", "outcomes", "sharing", "audit"]
     assert "household" not in view.section_ids()  # Early Help only
-    assert view._items["action_plan"].text() == "Return to Work plan / Thrive in Work plan"
+    assert view._items["action_plan"].text() == "Return to Work plan /\nThrive in Work plan"
+    assert view.action_plan_page.heading.text() == "Return to Work plan / Thrive in Work plan"
     assert view.title.text() == "Testy Example (WW-000042)"
     profile = view.profile_table
     rows = {profile.cell(r, 0): profile.cell(r, 1) for r in range(profile.row_count())}
@@ -141,8 +149,10 @@ def test_assessment_form_from_the_record_with_a_draft_restored_after_rerender(qt
     restored.set_answer("reviewed_on", "14/05/2025")
     restored.set_answer("contact_type", "video")
     restored.set_answer("employment_status", "02")
-    with qtbot.waitSignal(second.sig_save):
+    key = record_store.drafts()[0].key
+    with qtbot.waitSignal(second.sig_save_form) as saved:
         assert restored.submit()
+    assert saved.args[1] == key  # the window discards it once the save has worked
     assert record_store.drafts() == []
     assert second.current_section() == "profile"
     assessments = record_store.participant_file(participant.id, audit_view=False).records["assessment"]
@@ -167,7 +177,7 @@ def test_action_plan_and_exit_forms_make_their_records(qtbot, record_store) -> N
     form.set_answer("employer_aware", True)
     form.set_answer("step_1_action", "Ask for a phased return")
     form.set_answer("step_1_owner", "Participant")
-    with qtbot.waitSignal(view.sig_save):
+    with qtbot.waitSignal(view.sig_save_form):
         assert form.submit()
     view.show_section("action_plan")
     assert view.plan_table.cell(0, 0) == "Thrive in Work plan"
@@ -184,7 +194,7 @@ def test_action_plan_and_exit_forms_make_their_records(qtbot, record_store) -> N
     form.set_answer("weekly_hours", "30")
     form.set_answer("further_support", False)
     form.set_answer("onward_referrals", "Debt advice\nHousing options")
-    with qtbot.waitSignal(view.sig_save):
+    with qtbot.waitSignal(view.sig_save_form):
         assert form.submit()
     stored = record_store.participant_file(participant.id, audit_view=False)
     outcomes = {o.kind: o for o in stored.records["outcome"] if isinstance(o, Outcome)}
@@ -255,3 +265,17 @@ def test_keyboard_moves_from_the_sections_list_into_the_page(qtbot, record_store
     while not (widget.isVisible() and widget.focusPolicy() & Qt.FocusPolicy.TabFocus):
         widget = widget.nextInFocusChain()
     assert widget is view.notes_table.table
+
+
+def test_flush_drafts_keeps_only_forms_with_something_typed(qtbot, record_store) -> None:
+    glue = Glue(qtbot, record_store, _participant(record_store).id)
+    view = glue.view
+    form = view.open_form("progress_review")
+    with qtbot.assertNotEmitted(view.sig_save_draft):
+        view.flush_drafts()  # opened, nothing typed: no "unfinished form" left behind
+    qtbot.keyClicks(form.editor("progress_summary"), "Went to the job fair")
+    with qtbot.waitSignal(view.sig_save_draft, timeout=100) as kept:
+        view.flush_drafts()  # without waiting for the typing pause
+    assert kept.args[3] == {"progress_summary": "Went to the job fair"}
+    with qtbot.assertNotEmitted(view.sig_save_draft):
+        view.flush_drafts()  # already kept, nothing new

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from datetime import date, timedelta
 
 from PySide6.QtCore import QModelIndex, Qt
@@ -15,8 +17,20 @@ from ui.models import PAGE_SIZE, CaseloadFilter, CaseloadQuery, QtCaseloadModel,
 TODAY = date(2025, 3, 1)
 
 
-def model_for(store: Store) -> QtCaseloadModel:
-    return QtCaseloadModel(CaseloadQuery(store.db, today=lambda: TODAY))
+def model_for(qtbot: QtBot, store: Store) -> QtCaseloadModel:
+    """A model over ``store`` once its first list has been read (on the reader's thread)."""
+    model = QtCaseloadModel()
+    with qtbot.waitSignal(model.sig_loaded):
+        model.set_query(CaseloadQuery(store.db, today=lambda: TODAY))
+    return model
+
+
+def apply(qtbot: QtBot, model: QtCaseloadModel, f: CaseloadFilter) -> None:
+    """Set a filter and wait for its answer, as the list does (the same filter reads nothing)."""
+    if f == model.filter:
+        return
+    with qtbot.waitSignal(model.sig_loaded):
+        model.set_filter(f)
 
 
 def names(model: QtCaseloadModel) -> list[str]:
@@ -26,7 +40,7 @@ def names(model: QtCaseloadModel) -> list[str]:
 def test_rows_count_and_columns(qtbot: QtBot, make_participant: MakeParticipant, ui_store: Store) -> None:
     make_participant(given_name="Amira", family_name="Khan")
     make_participant(given_name="Ben", family_name="Adams")
-    model = model_for(ui_store)
+    model = model_for(qtbot, ui_store)
     assert model.rowCount() == 2 and model.total == 2
     assert names(model) == ["Adams, Ben", "Khan, Amira"]
     assert model.headerData(0, Qt.Orientation.Horizontal) == "Name"
@@ -34,21 +48,22 @@ def test_rows_count_and_columns(qtbot: QtBot, make_participant: MakeParticipant,
     assert model.data(model.index(0, 0), QtCaseloadModel.ParticipantIdRole) == model.participant_id(0)
 
 
-def test_search_narrows_by_name_ni_postcode_and_ref(make_participant: MakeParticipant, ui_store: Store) -> None:
+def test_search_narrows_by_name_ni_postcode_and_ref(qtbot: QtBot, make_participant: MakeParticipant,
+                                                    ui_store: Store) -> None:
     a = make_participant(given_name="Amira", family_name="Khan", ni_number="QQ123456C", postcode="M13 9PL")
     make_participant(given_name="Ben", family_name="Adams", ni_number="AB654321D", postcode="OL1 1AA")
-    model = model_for(ui_store)
+    model = model_for(qtbot, ui_store)
     for text in ("khan", "Ami", "QQ123456C", "QQ 12 34 56 C", "M13", a.participant_ref):
-        model.set_filter(CaseloadFilter(text=text))
+        apply(qtbot, model, CaseloadFilter(text=text))
         assert names(model) == ["Khan, Amira"], text
         assert model.total == 1
-    model.set_filter(CaseloadFilter(text="nobody"))
+    apply(qtbot, model, CaseloadFilter(text="nobody"))
     assert model.rowCount() == 0 and model.total == 0
-    model.set_filter(CaseloadFilter(text="  "))
+    apply(qtbot, model, CaseloadFilter(text="  "))
     assert model.total == 2
 
 
-def test_each_filter(make_participant: MakeParticipant, ui_store: Store) -> None:
+def test_each_filter(qtbot: QtBot, make_participant: MakeParticipant, ui_store: Store) -> None:
     due = make_participant(family_name="Due", review_due=TODAY + timedelta(days=3))
     make_participant(family_name="Later", review_due=TODAY + timedelta(days=60))
     held = make_participant(family_name="Held", status=ParticipantStatus.ON_HOLD, programme="workwell")
@@ -59,10 +74,10 @@ def test_each_filter(make_participant: MakeParticipant, ui_store: Store) -> None
                           status=ConsentStatus.WITHDRAWN))
     ui_store.save(EsfForm(participant_id=held.id, signature_owed=True))
     ui_store.save(EsfForm(participant_id=consented.id, signature_owed=False))
-    model = model_for(ui_store)
+    model = model_for(qtbot, ui_store)
 
     def only(**flags: object) -> list[str]:
-        model.set_filter(CaseloadFilter(**flags))  # type: ignore[arg-type]
+        apply(qtbot, model, CaseloadFilter(**flags))  # type: ignore[arg-type]
         return [n.split(",")[0] for n in names(model)]
 
     assert only(review_due=True) == ["Due"]
@@ -74,26 +89,33 @@ def test_each_filter(make_participant: MakeParticipant, ui_store: Store) -> None
     assert len(only(unsynced=True)) == 4
     with ui_store.db.transaction() as conn:
         conn.execute("UPDATE outbox SET state = 'done' WHERE participant_id = ?", (due.id,))
-        conn.execute("UPDATE outbox SET state = 'quarantined' WHERE participant_id = ? AND record_type = 'esf_form'",
-                     (held.id,))
-    model.refresh()  # what the window does when an operation reports a change
+        # The controller set one of Held's items aside, and an old one of Later's was resolved.
+        for key, who, resolved in (("k1", held.id, None), ("k2", due.id, "2025-02-01T10:00:00Z")):
+            conn.execute("INSERT INTO quarantine (idempotency_key, record_type, record_id, version,"
+                         " participant_id, recipient, code, reason, quarantined_at, resolved_at)"
+                         " VALUES (?, 'esf_form', 'r', 1, ?, 'controller', 'invalid', 'x',"
+                         " '2025-01-01T10:00:00Z', ?)", (key, who, resolved))
+    with qtbot.waitSignal(model.sig_loaded):
+        model.refresh()  # what the window does when an operation reports a change
     assert "Due" not in only(unsynced=True)
     assert only(quarantined=True) == ["Held"]
     assert only(signature_owed=True, status="active") == []
     # The flags column says why a participant needs attention.
-    model.set_filter(CaseloadFilter(text="Held"))
+    apply(qtbot, model, CaseloadFilter(text="Held"))
     assert model.data(model.index(0, 4)) == "Consent missing, Signature owed"
 
 
-def test_sort_order_in_sql(make_participant: MakeParticipant, ui_store: Store) -> None:
+def test_sort_order_in_sql(qtbot: QtBot, make_participant: MakeParticipant, ui_store: Store) -> None:
     make_participant(family_name="Brown", review_due=date(2025, 5, 1))
     make_participant(family_name="adams", review_due=None)
     make_participant(family_name="Clarke", review_due=date(2025, 4, 1))
-    model = model_for(ui_store)
+    model = model_for(qtbot, ui_store)
     assert [n.split(",")[0] for n in names(model)] == ["adams", "Brown", "Clarke"]
-    model.sort(0, Qt.SortOrder.DescendingOrder)
+    with qtbot.waitSignal(model.sig_loaded):
+        model.sort(0, Qt.SortOrder.DescendingOrder)
     assert [n.split(",")[0] for n in names(model)] == ["Clarke", "Brown", "adams"]
-    model.sort(3, Qt.SortOrder.AscendingOrder)
+    with qtbot.waitSignal(model.sig_loaded):
+        model.sort(3, Qt.SortOrder.AscendingOrder)
     assert model.filter.sort is SortKey.REVIEW_DUE
     assert [n.split(",")[0] for n in names(model)] == ["Clarke", "Brown", "adams"]  # no date goes last
     model.sort(4, Qt.SortOrder.AscendingOrder)  # "Needs attention" is not sortable: unchanged
@@ -103,12 +125,14 @@ def test_sort_order_in_sql(make_participant: MakeParticipant, ui_store: Store) -
 def test_paging_fetches_windows(qtbot: QtBot, ui_store: Store) -> None:
 
     ui_store.repo(Participant).save_many(participant(n) for n in range(PAGE_SIZE * 2 + 5))
-    model = model_for(ui_store)
+    model = model_for(qtbot, ui_store)
     assert model.total == PAGE_SIZE * 2 + 5
     assert model.rowCount() == PAGE_SIZE and model.canFetchMore(QModelIndex())
     with qtbot.waitSignal(model.rowsInserted):
         model.fetchMore(QModelIndex())
-    model.fetchMore(QModelIndex())
+        assert not model.canFetchMore(QModelIndex())  # one window at a time
+    with qtbot.waitSignal(model.rowsInserted):
+        model.fetchMore(QModelIndex())
     assert model.rowCount() == model.total and not model.canFetchMore(QModelIndex())
     # The pages join up in order, with nobody missing or repeated.
     refs = [model.row(i).participant_ref for i in range(model.rowCount())]
@@ -116,5 +140,82 @@ def test_paging_fetches_windows(qtbot: QtBot, ui_store: Store) -> None:
     family = [model.row(i).name for i in range(model.rowCount())]
     assert family == sorted(family, key=str.lower)
     # Refresh keeps what was scrolled to.
-    model.refresh()
+    with qtbot.waitSignal(model.sig_loaded):
+        model.refresh()
     assert model.rowCount() == model.total
+
+
+class _HeldQuery(CaseloadQuery):
+    """A caseload query whose searches for ``held_text`` wait until released (a slow search)."""
+
+    def __init__(self, store: Store, held_text: str) -> None:
+        super().__init__(store.db, today=lambda: TODAY)
+        self.held_text = held_text
+        self.release = threading.Event()
+        self.threads: set[str] = set()
+
+    def count(self, f: CaseloadFilter) -> int:
+        self.threads.add(threading.current_thread().name)
+        if f.text == self.held_text:
+            self.release.wait(10)
+        return super().count(f)
+
+
+def test_the_sql_runs_off_the_gui_thread_and_stale_answers_are_dropped(
+        qtbot: QtBot, make_participant: MakeParticipant, ui_store: Store) -> None:
+    make_participant(given_name="Amira", family_name="Khan")
+    make_participant(given_name="Ahmed", family_name="Ali")
+    query = _HeldQuery(ui_store, held_text="a")
+    model = QtCaseloadModel()
+    with qtbot.waitSignal(model.sig_loaded):
+        model.set_query(query)
+    loaded: list[int] = []
+    model.sig_loaded.connect(lambda: loaded.append(model.total))
+    busy: list[bool] = []
+    model.sig_busy.connect(busy.append)
+    model.set_filter(CaseloadFilter(text="a"))        # slow: held on the reader thread
+    assert model.loading and model.total == 2         # the old list stays until the answer
+    model.set_filter(CaseloadFilter(text="ahmed"))    # typed before "a" came back
+    with qtbot.waitSignal(model.sig_loaded):
+        query.release.set()
+    assert names(model) == ["Ali, Ahmed"] and model.total == 1
+    assert loaded == [1]                              # the answer for "a" never reached the list
+    assert busy == [True, False]
+    assert threading.current_thread().name not in query.threads
+    assert query.threads == {"keyworker-caseload"}
+    model.shutdown()
+
+
+def test_a_slow_search_says_searching(qtbot: QtBot, make_participant: MakeParticipant,
+                                      ui_store: Store) -> None:
+    from ui.caseload import CaseloadView
+
+    make_participant(given_name="Amira", family_name="Khan")
+    query = _HeldQuery(ui_store, held_text="khan")
+    model = QtCaseloadModel()
+    with qtbot.waitSignal(model.sig_loaded):
+        model.set_query(query)
+    view = CaseloadView(debounce_ms=0)
+    qtbot.addWidget(view)
+    view.set_model(model)
+    view.sig_filter_changed.connect(model.set_filter)
+    view.search.setText("khan")
+    view.search_now()
+    qtbot.waitUntil(lambda: not view.searching.isHidden())  # after SEARCHING_SHOWN_AFTER_MS
+    with qtbot.waitSignal(model.sig_loaded):
+        query.release.set()
+    assert view.searching.isHidden() and view.count.text() == "1 participant matches"
+    model.shutdown()
+
+
+def test_each_flag_is_answered_from_an_index(ui_store: Store) -> None:
+    """At 100,000 participants a flag must not scan the outbox, consents, forms or quarantine."""
+    query = CaseloadQuery(ui_store.db, today=lambda: TODAY)
+    for flag in ("consent_missing", "signature_owed", "unsynced", "quarantined"):
+        where, params = query.where(CaseloadFilter(**{flag: True}))
+        plan = " | ".join(str(r[-1]) for r in ui_store.db.query(
+            f"EXPLAIN QUERY PLAN SELECT count(*) FROM participant p{where}", params))
+        # Only the participant list itself is walked; every other table is searched.
+        assert not re.search(r"SCAN (c|e|pp|q|outbox|consent|esf_form|quarantine|participant_pending)\b",
+                             plan), (flag, plan)
+        assert "INDEX" in plan or "PRIMARY KEY" in plan, (flag, plan)

@@ -47,7 +47,8 @@ def make_window(qtbot: QtBot) -> Iterator[MakeWindow]:
 def unlock(qtbot: QtBot, window: MainWindow, passphrase: str = PASSPHRASE) -> None:
     page = window.start.unlock_page
     page.passphrase.setText(passphrase)
-    with qtbot.waitSignal(window.sig_unlocked, timeout=20_000):
+    # Unlocked, and the first page of the caseload read (on the caseload reader's thread).
+    with qtbot.waitSignals([window.sig_unlocked, window.model.sig_loaded], timeout=20_000):
         qtbot.mouseClick(page.unlock_button, Qt.MouseButton.LeftButton)
 
 
@@ -141,6 +142,23 @@ def test_unlock_failures_each_have_their_own_message(qtbot: QtBot, ui_paths: App
     assert LockedOut.message in again.start.unlock_page.banner.text()
 
 
+def test_caps_lock_is_noticed_from_what_is_typed(qtbot: QtBot, locked_profile: AppPaths,
+                                                 make_window: MakeWindow) -> None:
+    window = make_window(locked_profile)
+    page = window.start.unlock_page
+    assert page.caps_warning.isHidden()
+    qtbot.keyClicks(page.passphrase, "7-")                   # no letters: nothing to go on
+    assert page.caps_warning.isHidden()
+    qtbot.keyClicks(page.passphrase, "K")                    # a capital without Shift
+    assert not page.caps_warning.isHidden()
+    qtbot.keyClick(page.passphrase, "k", Qt.KeyboardModifier.ShiftModifier)  # small, with Shift
+    assert not page.caps_warning.isHidden()
+    qtbot.keyClicks(page.passphrase, "k")                    # Caps Lock is off again
+    assert page.caps_warning.isHidden()
+    qtbot.keyClick(page.passphrase, "K", Qt.KeyboardModifier.ShiftModifier)
+    assert page.caps_warning.isHidden()
+
+
 def test_damaged_and_newer_profiles(qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
     seed(ui_paths)
     store = Profile.at(ui_paths).unlock(PASSPHRASE)
@@ -197,7 +215,8 @@ def test_register_a_participant_through_the_ui(qtbot: QtBot, ui_paths: AppPaths,
     dialog.ni_number.setText("ab 12 34 56 c")
     with qtbot.waitSignal(window.sig_record_shown, timeout=20_000) as shown:
         qtbot.mouseClick(save, Qt.MouseButton.LeftButton)
-    assert window.model.total == 1 and window.model.row(0).name == "Khan, Amira"
+    qtbot.waitUntil(lambda: window.model.total == 1)  # the list re-reads off the GUI thread
+    assert window.model.row(0).name == "Khan, Amira"
     store = window.ops.store
     assert store is not None
     saved = store.participants.get(shown.args[0])
@@ -224,12 +243,17 @@ def test_search_and_filters_through_the_view(qtbot: QtBot, ui_paths: AppPaths,
     with qtbot.waitSignal(window.sig_record_shown, timeout=20_000):
         qtbot.keyClick(view.search, Qt.Key.Key_Return)
         qtbot.keyClick(view.table, Qt.Key.Key_Return)
-    view.clear_filters()
+    loaded = window.model.sig_loaded
+    with qtbot.waitSignal(loaded):
+        view.clear_filters()
     assert window.model.total == 30
-    view.status.setCurrentIndex(view.status.findData("on_hold"))
+    with qtbot.waitSignal(loaded):
+        view.status.setCurrentIndex(view.status.findData("on_hold"))
     assert window.model.total == 0 and "Nobody matches" in view.empty.text()
-    view.clear_filters()
-    view.unsynced.setChecked(True)
+    with qtbot.waitSignal(loaded):
+        view.clear_filters()
+    with qtbot.waitSignal(loaded):
+        view.unsynced.setChecked(True)
     assert window.model.total == 30
     assert window.model.filter == CaseloadFilter(unsynced=True)
 
@@ -307,6 +331,7 @@ class FormInProgress(QWidget):
     """A record view with a half-filled form: emits its draft when asked to flush."""
 
     sig_save = Signal(list)
+    sig_save_form = Signal(list, str)
     sig_delete = Signal(str, str, str)
     sig_save_draft = Signal(str, str, str, dict)
     sig_discard_draft = Signal(str)
@@ -326,15 +351,21 @@ class FormInProgress(QWidget):
                                  {"goals": "Part-time work in a library"})
 
 
-def test_auto_lock_keeps_the_draft_and_offers_it_back(qtbot: QtBot, ui_paths: AppPaths,
-                                                      make_window: MakeWindow) -> None:
-    seed(ui_paths, count=3)
+def fake_record_views() -> tuple[list[FormInProgress], Callable[[], FormInProgress]]:
+    """A record-view factory for the window, and the list of the views it has made."""
     views: list[FormInProgress] = []
 
     def factory() -> FormInProgress:
         views.append(FormInProgress())
         return views[-1]
 
+    return views, factory
+
+
+def test_auto_lock_keeps_the_draft_and_offers_it_back(qtbot: QtBot, ui_paths: AppPaths,
+                                                      make_window: MakeWindow) -> None:
+    seed(ui_paths, count=3)
+    views, factory = fake_record_views()
     window = make_window(ui_paths, idle_timeout_ms=300, record_view_factory=factory)
     unlock(qtbot, window)
     pid = window.model.participant_id(1)
@@ -370,3 +401,32 @@ def test_lock_now_with_the_real_record_view(qtbot: QtBot, ui_paths: AppPaths, ma
     assert window.record_view is None and window.pages.currentWidget() is window.start
     unlock(qtbot, window)
     qtbot.waitUntil(lambda: window.record_view is not None, timeout=20_000)
+
+
+def test_a_forms_draft_is_discarded_only_after_its_save_worked(qtbot: QtBot, ui_paths: AppPaths,
+                                                               make_window: MakeWindow) -> None:
+    seed(ui_paths, count=1)
+    views, factory = fake_record_views()
+    window = make_window(ui_paths, record_view_factory=factory)
+    unlock(qtbot, window)
+    pid = window.model.participant_id(0)
+    with qtbot.waitSignal(window.sig_record_shown, timeout=20_000):
+        window.open_participant(pid)
+    store = window.ops.store
+    assert store is not None
+    key = f"{pid}:registration:{pid}"
+    store.save_draft(key, "registration", pid, {"phone": "07700 900123"})
+    stale = store.participants.get(pid)
+    store.save(stale.replace(phone="07700 900999"))  # someone else changed it meanwhile
+    # The save fails (a version conflict): the draft is still there to carry on from.
+    with qtbot.waitSignal(window.ops.sig_failed, timeout=20_000):
+        views[0].sig_save_form.emit([stale.replace(phone="07700 900123")], key)
+    qtbot.waitUntil(lambda: not window.ops.busy)
+    assert [d.key for d in store.drafts()] == [key]
+    # Saved from the current version: now the draft goes.
+    current = store.participants.get(pid)
+    with qtbot.waitSignal(window.ops.sig_changed, timeout=20_000,
+                          check_params_cb=lambda changes: changes.drafts):
+        views[0].sig_save_form.emit([current.replace(phone="07700 900123")], key)
+    assert store.drafts() == []
+    assert store.participants.get(pid).phone == "07700 900123"
