@@ -33,6 +33,14 @@ SIZE = (1440, 900)
 #: The record's sections worth a picture each (the others are tables like these).
 RECORD_SECTIONS = ("assessments", "barriers", "notes", "consent", "esf")
 
+#: A synthetic referral the demo controller queues for the demo keyworker.
+DEMO_REFERRAL = {
+    "participant": {"given_name": "Testa", "family_name": "Synthetic", "programme": "working_well_ses",
+                    "date_of_birth": "1990-02-03"},
+    "referral": {"source_type": "nhs_trust", "reason": "Synthetic referral for the screenshots",
+                 "received_on": "2025-05-30"},
+}
+
 
 def ensure_display() -> None:
     if os.environ.get("DISPLAY") or os.environ.get("QT_QPA_PLATFORM") == "offscreen":
@@ -113,11 +121,69 @@ def unlock(window: object, passphrase: str = PASSPHRASE) -> None:
     settle(0.5)
 
 
+def start_controller(work: Path) -> tuple[subprocess.Popen[str], str, str]:
+    """A reference controller on loopback (plain HTTP, SQLite): (process, address, database)."""
+    db = f"sqlite:///{work / 'controller.sqlite3'}"
+    process = subprocess.Popen([sys.executable, "-m", "controller", "serve", "--db", db, "--port", "0"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("listening on "):
+            return process, line.split("listening on ", 1)[1].strip(), db
+    raise RuntimeError("the demo controller did not start")
+
+
+def controller_cli(db: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "controller", *args, "--db", db], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def sync_and_wait(window: object) -> None:
+    handle = window.sync_now()  # type: ignore[attr-defined]
+    assert handle is not None
+    wait_for(lambda: handle.finished, timeout=120)
+
+
+def sync_screens(window: object, work: Path) -> None:
+    """Enrol with a real controller, sync, a referral, an item set aside, offline."""
+    process, url, db = start_controller(work)
+    try:
+        window.open_settings()  # type: ignore[attr-defined]
+        settings = window.settings_dialog  # type: ignore[attr-defined]
+        settings.controller_url.setText(url)
+        settings.code.setText(controller_cli(db, "enrol", "--keyworker-id", "KW-0042"))
+        settings.enrol_button.click()
+        wait_for(lambda: "enrolled" in settings.enrol_banner.text())
+        shoot(settings, "10-settings-sync")
+        settings.reject()
+        sync_and_wait(window)
+        referral = work / "referral.json"
+        referral.write_text(json.dumps(DEMO_REFERRAL), "utf-8")
+        controller_cli(db, "refer", "--keyworker-id", "KW-0042", "--file", str(referral))
+        store = window.ops.store  # type: ignore[attr-defined]
+        pid = window.open_participant_id  # type: ignore[attr-defined]
+        # A strand the controller cannot hold is refused on receipt: the item is set aside.
+        window.ops.save_records([store.participants.get(pid).replace(strand="not a strand!")])  # type: ignore[attr-defined]
+        sync_and_wait(window)
+        shoot(window, "13-sync-new-referral-and-set-aside")
+        window.show_sync_problems()  # type: ignore[attr-defined]
+        shoot(window.problems_dialog, "14-sync-items-set-aside")  # type: ignore[attr-defined]
+        window.problems_dialog.reject()  # type: ignore[attr-defined]
+        window.record_view.show_section("sharing")  # type: ignore[attr-defined]
+        shoot(window, "08-record-6-sharing")
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    sync_and_wait(window)
+    shoot(window, "15-sync-offline")
+
+
 def all_screens(work: Path) -> None:
     from PySide6.QtWidgets import QApplication
 
     from keyworker_app.paths import app_paths
-    from ui.app import make_application
+    from ui.app import make_application, sync_factory
     from ui.window import MainWindow
 
     make_application([sys.argv[0]])
@@ -138,7 +204,7 @@ def all_screens(work: Path) -> None:
 
     # 2. Unlock, and a wrong passphrase.
     paths = app_paths(work / "demo")
-    window = MainWindow(paths)
+    window = MainWindow(paths, sync_factory=sync_factory(paths))
     window.resize(*SIZE)
     window.show()
     shoot(window, "02-unlock")
@@ -181,10 +247,7 @@ def all_screens(work: Path) -> None:
     dialog.accept()  # shows how a wrong NI number is explained
     shoot(dialog, "09-new-participant")
     dialog.reject()
-    window.sync_now()  # not enrolled: the notice says what to do (seen in the settings shot)
-    window.open_settings()
-    shoot(window.settings_dialog, "10-settings-sync")
-    window.settings_dialog.reject()
+    sync_screens(window, work)
 
     # 6. Locked (as after the idle time), with the notice the keyworker comes back to.
     window.lock(reason="idle")

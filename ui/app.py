@@ -11,10 +11,11 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from keyworker_app.paths import AppPaths
+from sync.service import make_service
 
 from . import qt_check
 from .resources import apply_style
-from .window import Enrol, MainWindow, SyncFactory
+from .window import MainWindow, SyncFactory
 
 log = logging.getLogger("keyworker.ui")
 
@@ -36,26 +37,15 @@ def make_application(argv: Sequence[str] | None = None) -> QApplication:
     return app
 
 
-def discover_sync() -> tuple[SyncFactory | None, Enrol | None]:
-    """The sync engine's hooks, when the ``sync`` package provides them (import guarded).
-
-    Expected (and asked of the sync engineer): ``sync.service.make_service(store)`` returning
-    an object with ``run(progress_callback)``, and ``sync.service.enrol(url, code)``.
-    """
-    try:
-        from sync import service  # type: ignore[attr-defined]
-    except ImportError:
-        return None, None
-    factory = getattr(service, "make_service", None)
-    enrol = getattr(service, "enrol", None)
-    return (factory if callable(factory) else None, enrol if callable(enrol) else None)
+def sync_factory(paths: AppPaths) -> SyncFactory:
+    """Makes the sync service for each store the window unlocks from the profile at ``paths``."""
+    return lambda store: make_service(store, paths)
 
 
 def run_app(paths: AppPaths, argv: Sequence[str] | None = None) -> int:
     """Open the window on the profile at ``paths`` and run until it closes."""
     app = make_application(argv)
-    factory, enrol = discover_sync()
-    window = MainWindow(paths, sync_factory=factory, enrol=enrol)
+    window = MainWindow(paths, sync_factory=sync_factory(paths))
     fault = qt_check.problem()
     if fault:
         log.warning("PySide6 build loses references; pin PySide6-Essentials != 6.12.0")

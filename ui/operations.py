@@ -33,6 +33,9 @@ log = logging.getLogger("keyworker.ui")
 
 T = TypeVar("T")
 
+#: ``report(stage, done, total)``: how a long operation says how far it has got.
+Report = Callable[[str, int, int], None]
+
 
 @dataclass(frozen=True)
 class OpChanges:
@@ -41,7 +44,8 @@ class OpChanges:
     ``record_types`` holds record type names (``"participant"``, ``"consent"``...);
     ``participant_ids`` the participants whose file changed. ``outbox`` is true when items
     waiting to sync may have changed, ``drafts`` when unsaved form work did, ``store`` when
-    the store itself was opened or closed.
+    the store itself was opened or closed, ``sync`` when a sync run may have changed what
+    was sent, set aside or pulled (the sent log, the quarantine, new referrals).
     """
 
     record_types: frozenset[str] = frozenset()
@@ -50,11 +54,12 @@ class OpChanges:
     drafts: bool = False
     store: bool = False
     settings: bool = False
+    sync: bool = False
 
     @property
     def empty(self) -> bool:
         return not (self.record_types or self.participant_ids or self.outbox or self.drafts
-                    or self.store or self.settings)
+                    or self.store or self.settings or self.sync)
 
     def touches(self, record_type: str) -> bool:
         return record_type in self.record_types
@@ -63,7 +68,8 @@ class OpChanges:
         return OpChanges(self.record_types | other.record_types,
                          self.participant_ids | other.participant_ids,
                          self.outbox or other.outbox, self.drafts or other.drafts,
-                         self.store or other.store, self.settings or other.settings)
+                         self.store or other.store, self.settings or other.settings,
+                         self.sync or other.sync)
 
     @classmethod
     def for_records(cls, records: Iterable[Record]) -> OpChanges:
@@ -108,8 +114,10 @@ class OpHandle(QObject, Generic[T]):
     """One queued operation's outcome, delivered on the GUI thread.
 
     ``sig_done(result)`` or ``sig_failed(OpFailure)``; then ``sig_finished`` either way.
+    An operation that reports progress emits ``sig_progress(stage, done, total)`` meanwhile.
     """
 
+    sig_progress = Signal(str, int, int)
     sig_done = Signal(object)
     sig_failed = Signal(object)
     sig_finished = Signal()
@@ -135,6 +143,7 @@ class _Relay(QObject):
     """Lives on the GUI thread; the worker emits here and Qt queues it across threads."""
 
     sig_job_finished = Signal(object, object, object)  # job, result, failure
+    sig_job_progress = Signal(object, str, int, int)   # handle, stage, done, total
 
 
 _STOP = object()
@@ -145,12 +154,13 @@ class Operations(QObject):
 
     ``sig_changed(OpChanges)`` after every successful operation that changed something;
     ``sig_failed(OpFailure)`` after a failure (screens that asked can also listen on the
-    :class:`OpHandle`); ``sig_busy(bool, str)`` when work starts and stops, for a busy
-    indicator.
+    :class:`OpHandle`); ``sig_finished(OpHandle)`` after every operation, done or failed;
+    ``sig_busy(bool, str)`` when work starts and stops, for a busy indicator.
     """
 
     sig_changed = Signal(object)
     sig_failed = Signal(object)
+    sig_finished = Signal(object)
     sig_busy = Signal(bool, str)
 
     def __init__(self, store: Store | None = None, parent: QObject | None = None) -> None:
@@ -163,6 +173,7 @@ class Operations(QObject):
         self._queue: queue.Queue[Any] = queue.Queue()
         self._relay = _Relay()
         self._relay.sig_job_finished.connect(self._on_job_finished)
+        self._relay.sig_job_progress.connect(self._on_job_progress)
         self._pending: set[OpHandle[Any]] = set()
         self._thread = threading.Thread(target=self._work_loop, name="keyworker-operations",
                                          daemon=True)
@@ -205,11 +216,33 @@ class Operations(QObject):
         """Queue work that needs no open store (unlocking, creating a profile)."""
         return self._submit(label, lambda _store: work(), changes, False, on_done, on_failed)
 
+    def run_reporting(self, label: str, work: Callable[[Store, Report], T],
+                      changes: OpChanges | Callable[[T], OpChanges] = NO_CHANGES,
+                      on_done: Callable[[T], None] | None = None,
+                      on_failed: Callable[[OpFailure], None] | None = None,
+                      on_progress: Callable[[str, int, int], None] | None = None) -> OpHandle[T]:
+        """Queue ``work(store, report)``, a long operation that says how far it has got.
+
+        ``report(stage, done, total)`` may be called from the worker as often as it likes;
+        each call reaches ``on_progress`` (and the handle's ``sig_progress``) on the GUI thread.
+        """
+        handle: OpHandle[T] = OpHandle(label)
+        if on_progress is not None:
+            handle.sig_progress.connect(on_progress)
+        relay = self._relay
+
+        def report(stage: str, done: int, total: int) -> None:
+            relay.sig_job_progress.emit(handle, str(stage), int(done), int(total))
+
+        return self._submit(label, lambda store: work(_require(store), report), changes, True,
+                            on_done, on_failed, handle)
+
     def _submit(self, label: str, work: Callable[[Store | None], Any],
                 changes: OpChanges | Callable[[Any], OpChanges], needs_store: bool,
                 on_done: Callable[[Any], None] | None,
-                on_failed: Callable[[OpFailure], None] | None) -> OpHandle[Any]:
-        handle: OpHandle[Any] = OpHandle(label)
+                on_failed: Callable[[OpFailure], None] | None,
+                handle: OpHandle[Any] | None = None) -> OpHandle[Any]:
+        handle = handle if handle is not None else OpHandle(label)
         if on_done is not None:
             handle.sig_done.connect(on_done)
         if on_failed is not None:
@@ -274,6 +307,10 @@ class Operations(QObject):
                 failure = OpFailure.from_exception(exc)
             self._relay.sig_job_finished.emit(job, result, failure)
 
+    def _on_job_progress(self, handle: OpHandle[Any], stage: str, done: int, total: int) -> None:
+        if not handle.finished:
+            handle.sig_progress.emit(stage, done, total)
+
     def _on_job_finished(self, job: _Job, result: Any, failure: OpFailure | None) -> None:
         handle = job.handle
         self._pending.discard(handle)
@@ -290,6 +327,7 @@ class Operations(QObject):
             handle.sig_failed.emit(failure)
             self.sig_failed.emit(failure)
         handle.sig_finished.emit()
+        self.sig_finished.emit(handle)
         if not self._pending:
             self.sig_busy.emit(False, "")
 

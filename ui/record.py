@@ -100,7 +100,12 @@ _OWN_SECTION_FORMS = frozenset({"registration", "referral", "barriers_to_work", 
 
 @dataclass(frozen=True)
 class SentItem:
-    """One thing sent to a recipient: what, to whom, when, on what basis, and how it went."""
+    """One thing sent to a recipient: what, to whom, when, on what basis, and how it went.
+
+    ``fields`` are the names of the fields that went (never their values); ``op`` is
+    ``upsert``, ``delete`` (the recipient was told it was deleted) or ``withdraw`` (a consent
+    withdrawal notice).
+    """
 
     sent_at: datetime | str
     recipient: str
@@ -109,6 +114,8 @@ class SentItem:
     sharing_profile: str = ""
     lawful_basis: str = ""
     status: str = ""
+    fields: tuple[str, ...] = ()
+    op: str = "upsert"
 
 
 @dataclass(frozen=True)
@@ -655,7 +662,7 @@ class ParticipantRecordView(QWidget):
     def _build_sharing(self) -> None:
         page = _Page("Sharing history")
         page.body.addWidget(QLabel("What was sent to whom, when, and on what basis.", page))
-        self.sharing_table = _RecordTable("Sharing history", ["When", "Sent to", "What", "Lawful basis", "Result"], parent=page)
+        self.sharing_table = _RecordTable("Sharing history", ["When", "Sent to", "What", "Lawful basis", "Fields sent"], parent=page)
         page.body.addWidget(self.sharing_table, 1)
         self._add_page("sharing", page)
 
@@ -887,14 +894,23 @@ class ParticipantRecordView(QWidget):
     def _render_sharing(self, state: RecordState) -> None:
         self.sharing_table.set_rows([
             (s.record_id, (_fmt(s.sent_at) if not isinstance(s.sent_at, str) else s.sent_at[:16].replace("T", " "),
-                           s.recipient, _fmt_record_type(s.record_type), s.lawful_basis, s.status))
-            for s in state.sharing_history] or [("", ("", "Nothing has been shared yet.", "", "", ""))])
+                           s.recipient, _SENT_OPS.get(s.op, "{}").format(_fmt_record_type(s.record_type))
+                           + _SENT_STATUS.get(s.status, ""),
+                           s.lawful_basis, ", ".join(field_label(s.record_type, f) for f in s.fields)))
+            for s in reversed(state.sharing_history)]
+            or [("", ("", "Nothing has been shared yet.", "", "", ""))])
 
     def _render_audit(self, state: RecordState) -> None:
         self.audit_table.set_rows([
             (e.record_id, (e.at[:16].replace("T", " "), e.actor, e.action, _fmt_record_type(e.record_type),
                            ", ".join(field_label(e.record_type, f) for f in e.detail.get("fields", ()))))
             for e in sorted(state.audit_entries, key=lambda e: e.seq, reverse=True)])
+
+
+#: How the sharing history says what went. Every line was accepted; "already held" is a
+#: copy the recipient had from an earlier delivery whose answer was lost.
+_SENT_OPS = {"upsert": "{}", "delete": "{} (told it was deleted)", "withdraw": "{} (withdrawal notice)"}
+_SENT_STATUS = {"duplicate": " (already held)"}
 
 
 def _fmt_record_type(record_type: str) -> str:

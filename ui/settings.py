@@ -166,3 +166,4 @@ class SettingsDialog(QDialog):
             self.enrol_banner.show_message("info", text)
         else:
             self.enrol_banner.show_message("error", text)
+        self.adjustSize()   # room for the message, without squeezing the explanation

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any, Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Callable, Sequence
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QStackedWidget, QVBoxLayout,
@@ -40,15 +39,18 @@ from keyworker_app.store.store import Draft, ParticipantFile, Store
 from .caseload import CaseloadView, NewParticipantDialog, Registration
 from .idle import IdleWatcher
 from .models import CaseloadQuery, QtCaseloadModel
-from .operations import OpChanges, OpFailure, Operations
+from sync.engine import RunOutcome
+from sync.service import NewReferral, SharedItem
+
+from .operations import OpChanges, OpFailure, OpHandle, Operations, Report
 from .settings import SettingsDialog, SettingsState, versions
 from .start import Banner, StartScreen, UnlockInfo
-from .sync_status import ProgressCallback, SyncService, SyncState, SyncStatusWidget
+from .sync_status import SyncProblemsDialog, SyncService, SyncState, SyncStatusWidget
 
 log = logging.getLogger("keyworker.ui")
 
 try:  # the other UI engineer's record screen; the placeholder below is only a guard
-    from .record import ParticipantRecordView, RecordState
+    from .record import ParticipantRecordView, RecordState, SentItem
     HAVE_RECORD_VIEW = True
 except ImportError:  # pragma: no cover - only until ui/record.py lands
     HAVE_RECORD_VIEW = False
@@ -59,8 +61,24 @@ AUDIT_SHOWN = 200
 #: Every record type: what a sync run may have changed.
 ALL_RECORD_TYPES = frozenset(RECORD_TYPE_BY_NAME)
 
+#: Makes the sync service for a store the window has just unlocked.
 SyncFactory = Callable[[Store], SyncService]
-Enrol = Callable[[str, str], Any]
+
+#: At most this many participant references are named when new referrals arrive.
+REFERRALS_NAMED = 10
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    """What one "Sync now" did: the engine's result and the referrals it brought."""
+
+    result: Any                                  # sync.engine.SyncResult
+    new_referrals: tuple[NewReferral, ...] = ()
+
+    @property
+    def store_gone(self) -> bool:
+        """The controller revoked or locked this laptop: the store is closed."""
+        return getattr(self.result, "outcome", None) in (RunOutcome.REVOKED, RunOutcome.LOCKED)
 
 
 @dataclass(frozen=True)
@@ -113,9 +131,20 @@ class PlaceholderRecordView(QWidget):
         return None
 
 
+def sent_items(history: Sequence[SharedItem]) -> tuple[Any, ...]:
+    """The sync's sharing history as the record view's ``SentItem`` rows."""
+    if not HAVE_RECORD_VIEW:
+        return ()
+    return tuple(SentItem(sent_at=h.entry.sent_at, recipient=h.recipient, record_type=h.entry.record_type,
+                          record_id=h.entry.record_id, sharing_profile=h.entry.recipient,
+                          lawful_basis=h.lawful_basis, status=h.entry.controller_status,
+                          fields=h.entry.fields, op=h.entry.op)
+                 for h in history)
+
+
 def make_record_state(file: ParticipantFile, programme: Programme | None, drafts: tuple[Draft, ...],
                       *, keyworker_id: str = "", today: date | None = None,
-                      audit_entries: tuple[Any, ...] = ()) -> Any:
+                      audit_entries: tuple[Any, ...] = (), sharing_history: tuple[Any, ...] = ()) -> Any:
     """A ``RecordState`` for whichever record view is installed.
 
     ``ui.record.RecordState`` belongs to the record screen's author: its fields are filled
@@ -126,7 +155,7 @@ def make_record_state(file: ParticipantFile, programme: Programme | None, drafts
     offered: dict[str, Any] = {
         "participant_file": file, "programme": programme or file.participant.programme,
         "drafts": drafts, "keyworker_id": keyworker_id, "today": today or date.today(),
-        "audit_entries": audit_entries,
+        "audit_entries": audit_entries, "sharing_history": sharing_history,
     }
     names = {f.name for f in dataclasses.fields(RecordState)}
     return RecordState(**{k: v for k, v in offered.items() if k in names})
@@ -155,15 +184,8 @@ def default_record_view() -> QWidget:
     return ParticipantRecordView() if HAVE_RECORD_VIEW else PlaceholderRecordView()
 
 
-class _SyncRelay(QObject):
-    """Carries a sync run's progress and end from its thread to the GUI thread."""
-
-    sig_progress = Signal(int, int, str)
-    sig_finished = Signal(object, object)  # result, OpFailure | None
-
-
 class MainWindow(QMainWindow):
-    """The whole app in one window. Injected: sync engine, enrolment, idle timeout, today."""
+    """The whole app in one window. Injected: the sync service factory, idle timeout, today."""
 
     sig_locked = Signal()
     sig_unlocked = Signal()
@@ -171,7 +193,7 @@ class MainWindow(QMainWindow):
     sig_sync_state = Signal(object)          # SyncState, whenever the strip changes
 
     def __init__(self, paths: AppPaths, *, sync_factory: SyncFactory | None = None,
-                 enrol: Enrol | None = None, idle_timeout_ms: int | None = None,
+                 idle_timeout_ms: int | None = None,
                  record_view_factory: Callable[[], QWidget] = default_record_view,
                  today: Callable[[], date] = date.today) -> None:
         super().__init__()
@@ -179,7 +201,6 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
         self.paths = paths
         self._sync_factory = sync_factory
-        self._enrol = enrol
         self._record_view_factory = record_view_factory
         self._today = today
         self._idle_override_ms = idle_timeout_ms
@@ -189,10 +210,8 @@ class MainWindow(QMainWindow):
         self.store_programme = ""
         self.sync_service: SyncService | None = None
         self.sync_state = SyncState()
-        self._sync_thread: threading.Thread | None = None
-        self._sync_relay = _SyncRelay()
-        self._sync_relay.sig_progress.connect(self._on_sync_progress)
-        self._sync_relay.sig_finished.connect(self._on_sync_finished)
+        self.sync_handle: OpHandle[SyncRun] | None = None
+        self.problems_dialog: SyncProblemsDialog | None = None
         self.record_view: QWidget | None = None
         self.open_participant_id = ""
         self._reopen_after_unlock = ""
@@ -253,6 +272,7 @@ class MainWindow(QMainWindow):
         self.caseload.sig_open.connect(self.open_participant)
         self.caseload.sig_new_participant.connect(self.new_participant)
         self.sync_status.sig_sync_now.connect(self.sync_now)
+        self.sync_status.sig_show_problems.connect(self.show_sync_problems)
         self.idle.sig_idle.connect(lambda: self.lock(reason="idle"))
         self.ops.sig_changed.connect(self._on_changed)
         self.ops.sig_failed.connect(self._on_failed)
@@ -296,13 +316,16 @@ class MainWindow(QMainWindow):
         sync_menu = bar.addMenu("&Sync")
         self.sync_action = self._action("&Sync now", "F5", self.sync_now,
                                         "Send waiting changes and fetch new referrals")
-        sync_menu.addAction(self.sync_action)
+        self.problems_action = self._action("Items set &aside…", None, self.show_sync_problems,
+                                            "What the controller refused, and why")
+        sync_menu.addActions([self.sync_action, self.problems_action])
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self._action("&Keyboard shortcuts", "F1", self.show_shortcuts))
         help_menu.addAction(self._action("&About Keyworker", None,
                                          lambda: self.open_settings(tab=2)))
         self.data_actions = [self.new_action, self.lock_action, self.find_action,
-                             self.clear_action, self.list_action, self.sync_action]
+                             self.clear_action, self.list_action, self.sync_action,
+                             self.problems_action]
 
     def show_shortcuts(self) -> None:
         QMessageBox.information(self, "Keyboard shortcuts", "\n".join([
@@ -402,7 +425,7 @@ class MainWindow(QMainWindow):
         dialog = NewParticipantDialog([(p.id, p.name) for p in self.programmes.values()],
                                       self.store_programme, self, today=self._today)
         dialog.accepted.connect(lambda: self._register(dialog.registration()))
-        dialog.finished.connect(lambda _r: dialog.deleteLater())
+        dialog.finished.connect(lambda _r: self._forget_dialog("new_participant_dialog", dialog))
         self.new_participant_dialog = dialog
         dialog.open()
 
@@ -440,21 +463,24 @@ class MainWindow(QMainWindow):
         if self._locked:
             return
 
-        def work(store: Store) -> tuple[ParticipantFile, tuple[Draft, ...], tuple[Any, ...]]:
+        service = self.sync_service
+
+        def work(store: Store) -> tuple[ParticipantFile, tuple[Draft, ...], tuple[Any, ...], tuple[Any, ...]]:
             file = store.participant_file(participant_id)
             drafts = tuple(d for d in store.drafts() if d.participant_id == participant_id)
-            return file, drafts, tuple(store.audit_entries(participant_id, limit=AUDIT_SHOWN))
+            sharing = sent_items(service.sharing_history(participant_id)) if service else ()
+            return file, drafts, tuple(store.audit_entries(participant_id, limit=AUDIT_SHOWN)), sharing
 
         self.ops.run("Opening record", work, on_done=lambda r: self._show_record(*r))
 
     def _show_record(self, file: ParticipantFile, drafts: tuple[Draft, ...],
-                     audit_entries: tuple[Any, ...]) -> None:
+                     audit_entries: tuple[Any, ...], sharing: tuple[Any, ...] = ()) -> None:
         if self._locked:
             return
         view = self._ensure_record_view()
         self.open_participant_id = file.participant.id
         programme = self.programmes.get(file.participant.programme)
-        view.render(self._record_state(file, drafts, audit_entries))
+        view.render(self._record_state(file, drafts, audit_entries, sharing))
         if self.record_area.currentWidget() is not view:
             self.record_area.setCurrentWidget(view)
             # The record needs the room now; the list keeps enough to pick someone else.
@@ -464,13 +490,17 @@ class MainWindow(QMainWindow):
         self.sig_record_shown.emit(file.participant.id)
 
     def _record_state(self, file: ParticipantFile, drafts: tuple[Draft, ...],
-                      audit_entries: tuple[Any, ...] | None = None) -> Any:
+                      audit_entries: tuple[Any, ...] | None = None,
+                      sharing: tuple[Any, ...] | None = None) -> Any:
         store = self.ops.store
+        pid = file.participant.id
         if audit_entries is None:
-            audit_entries = tuple(store.audit_entries(file.participant.id, limit=AUDIT_SHOWN)) if store else ()
+            audit_entries = tuple(store.audit_entries(pid, limit=AUDIT_SHOWN)) if store else ()
+        if sharing is None:
+            sharing = sent_items(self.sync_service.sharing_history(pid)) if self.sync_service else ()
         return make_record_state(file, self.programmes.get(file.participant.programme), drafts,
                                  keyworker_id=store.actor if store else "", today=self._today(),
-                                 audit_entries=audit_entries)
+                                 audit_entries=audit_entries, sharing_history=sharing)
 
     def _ensure_record_view(self) -> QWidget:
         if self.record_view is None:
@@ -522,10 +552,13 @@ class MainWindow(QMainWindow):
         if changes.touches("participant") or changes.outbox or changes.record_types & {
                 "consent", "esf_form"}:
             self.model.refresh()
-        if changes.outbox or changes.store:
+        if changes.outbox or changes.store or changes.sync or changes.settings:
             self.refresh_sync_status()
+        if changes.sync and self.problems_dialog is not None and self.sync_service is not None:
+            self.problems_dialog.render(self.sync_service.quarantined())
         pid = self.open_participant_id
-        if pid and (pid in changes.participant_ids or changes.drafts) and self.record_view is not None:
+        if pid and (pid in changes.participant_ids or changes.drafts or changes.sync) \
+                and self.record_view is not None:
             try:
                 file = store.participant_file(pid, audit_view=False)
             except KeyworkerError:  # deleted meanwhile: go back to the hint
@@ -567,12 +600,16 @@ class MainWindow(QMainWindow):
     def locked(self) -> bool:
         return self._locked
 
-    def lock(self, reason: str = "") -> None:
-        """Keep unsaved work as drafts, forget every screen's data, close the store."""
+    def lock(self, reason: str = "", notice: str = "") -> None:
+        """Keep unsaved work as drafts, forget every screen's data, close the store.
+
+        ``reason`` ``"controller"`` is a lock the controller asked for, after the sync has
+        already closed the store: there is nowhere left to keep drafts.
+        """
         if self._locked:
             return
         view = self.record_view
-        if view is not None:
+        if view is not None and reason != "controller":
             flush_record_drafts(view)  # emits sig_save_draft now: those saves queue before the close
         self._locked = True
         self._reopen_after_unlock = self.open_participant_id
@@ -588,129 +625,191 @@ class MainWindow(QMainWindow):
         self.sync_service = None
         self.notice.clear_message()
         self.problem.clear_message()
-        for dialog in (self.new_participant_dialog, self.settings_dialog):
+        for dialog in (self.new_participant_dialog, self.settings_dialog, self.problems_dialog):
             if dialog is not None and dialog.isVisible():
                 dialog.reject()
-        notice = ("Keyworker locked itself because it was not used for a while. "
-                  "Any form you were filling in was kept." if reason == "idle" else
-                  "Keyworker is locked. Any form you were filling in was kept.")
+        notice = notice or ("Keyworker locked itself because it was not used for a while. "
+                            "Any form you were filling in was kept." if reason == "idle" else
+                            "Keyworker is locked. Any form you were filling in was kept.")
         self.ops.close_store(on_done=lambda _r: self.sig_locked.emit())
         self._show_start(notice)
 
     # --- sync -----------------------------------------------------------------------
 
     def refresh_sync_status(self) -> None:
+        """Read the strip's numbers from the sync service (cheap queries on the open store)."""
         store = self.ops.store
-        if store is None:
+        if store is None or self._locked:
             return
-        last = store.get_meta("sync.last_success_at", "") or store.get_meta("last_sync_at", "")
-        getter = getattr(self.sync_service, "last_sync_at", None)
-        when: datetime | None = None
-        if callable(getter):
-            value = getter()
-            when = value if isinstance(value, datetime) else None
-        elif last:
-            try:
-                when = datetime.fromisoformat(last)
-            except ValueError:
-                when = None
-        online_probe = getattr(self.sync_service, "is_online", None)
-        online = online_probe() if callable(online_probe) else network_online()
+        service = self.sync_service
+        if service is None:
+            self._render_sync(dataclasses.replace(
+                self.sync_state, enrolled=False, online=None, last_sync=None,
+                waiting=store.outbox_count("pending"), quarantined=0))
+            return
         self._render_sync(dataclasses.replace(
-            self.sync_state, enrolled=self.sync_service is not None, online=online, last_sync=when,
-            waiting=store.outbox_count("pending"), quarantined=store.outbox_count("quarantined")))
+            self.sync_state, enrolled=service.is_enrolled(), online=service.is_online(),
+            last_sync=service.last_sync_at(), waiting=service.waiting(),
+            quarantined=service.quarantined_count()))
 
     def _render_sync(self, state: SyncState) -> None:
         self.sync_state = state
         self.sync_status.render(state)
         self.sig_sync_state.emit(state)
 
-    def sync_now(self) -> None:
+    @property
+    def syncing(self) -> bool:
+        return self.sync_handle is not None and not self.sync_handle.finished
+
+    def sync_now(self) -> OpHandle[SyncRun] | None:
+        """Run one sync through the operations layer; returns its handle (None if not started)."""
         if self._locked:
-            return
-        if self.sync_service is None:
+            return None
+        service = self.sync_service
+        if service is None or not service.is_enrolled():
             self.statusBar().showMessage("Not enrolled with a controller — see Settings (Ctrl+,).", 8000)
             self.notice.show_message("info", "This laptop is not enrolled with a controller yet, so "
                                      "there is nowhere to sync to. Your work is saved here. "
                                      "Enrol in Settings (Ctrl+,) with the code from your manager.")
-            return
-        if self._sync_thread is not None and self._sync_thread.is_alive():
-            return
-        service = self.sync_service
-        relay = self._sync_relay
+            return None
+        if self.syncing:
+            return self.sync_handle
 
-        def progress(done: int, total: int, stage: str = "") -> None:
-            relay.sig_progress.emit(int(done), int(total), str(stage))
+        def work(store: Store, report: Report) -> SyncRun:
+            mark = service.referral_mark()
+            result = service.run(report)
+            if not store.db.is_open:   # revoked or locked by the controller
+                return SyncRun(result)
+            return SyncRun(result, tuple(self._give_references(store, service.new_referrals_since(mark))))
 
-        def work() -> None:
-            try:
-                result = service.run(progress)
-            except Exception as exc:  # shown as plain words on the GUI thread
-                relay.sig_finished.emit(None, OpFailure.from_exception(exc))
-                return
-            relay.sig_finished.emit(result, None)
+        def changes(run: SyncRun) -> OpChanges:
+            pulled = frozenset(r.participant_id for r in run.new_referrals)
+            return OpChanges(ALL_RECORD_TYPES if pulled else frozenset(), pulled, outbox=True, sync=True)
 
+        self.problem.clear_message()
         self._render_sync(dataclasses.replace(self.sync_state, running=True, progress_done=0,
-                                              progress_total=0, stage="", last_problem=""))
-        self._sync_thread = threading.Thread(target=work, name="keyworker-sync", daemon=True)
-        self._sync_thread.start()
+                                              progress_total=0, stage="Connecting", last_problem=""))
+        handle = self.ops.run_reporting("Syncing", work, changes, on_done=self._on_sync_done,
+                                        on_failed=self._on_sync_failed,
+                                        on_progress=self._on_sync_progress)
+        handle.sig_finished.connect(self._on_sync_finished)
+        self.sync_handle = handle
+        return handle
 
-    def _on_sync_progress(self, done: int, total: int, stage: str) -> None:
-        self._render_sync(dataclasses.replace(self.sync_state, running=True, progress_done=done,
-                                              progress_total=total, stage=stage))
+    def _give_references(self, store: Store, pulled: list[NewReferral]) -> list[NewReferral]:
+        """Give participants who came with a referral their reference on this laptop (worker thread)."""
+        named: list[NewReferral] = []
+        for new in pulled:
+            participant = store.participants.find(new.participant_id)
+            if participant is None:
+                continue
+            if not participant.participant_ref:
+                ref = next_participant_ref(store, self.programmes.get(participant.programme))
+                participant = store.save(participant.replace(participant_ref=ref))
+            named.append(dataclasses.replace(new, participant_ref=participant.participant_ref))
+        return named
 
-    def _on_sync_finished(self, _result: Any, failure: OpFailure | None) -> None:
-        self._render_sync(dataclasses.replace(self.sync_state, running=False,
-                                              last_problem=failure.text if failure else ""))
+    def _on_sync_progress(self, stage: str, done: int, total: int) -> None:
+        if self.sync_state.running:
+            self._render_sync(dataclasses.replace(self.sync_state, progress_done=done,
+                                                  progress_total=total, stage=stage))
+
+    def _on_sync_finished(self) -> None:
+        self._render_sync(dataclasses.replace(self.sync_state, running=False))
+        self.refresh_sync_status()
+
+    def _on_sync_failed(self, failure: OpFailure) -> None:
+        # The problem banner shows it, as for every failed operation (_on_failed).
+        self._render_sync(dataclasses.replace(self.sync_state, last_problem=failure.text))
+
+    def _on_sync_done(self, run: SyncRun) -> None:
+        result = run.result
+        error = getattr(result, "error", None)
+        text = f"{error.message}\n{error.next_step}".strip() if error is not None else ""
+        if run.store_gone:
+            self.ops.set_store(None)
+            revoked = getattr(result, "outcome", None) is RunOutcome.REVOKED
+            self.lock(reason="controller", notice=text or "Your organisation asked this laptop to lock.")
+            if revoked:
+                self.start.show_failure(OpFailure(error.message if error else "This laptop was revoked.",
+                                                  error.next_step if error else ""))
+            return
+        self._render_sync(dataclasses.replace(self.sync_state, last_problem=text))
         if self._locked:
             return
-        if failure is not None:
-            self.problem.show_message("error", "Sync stopped. " + failure.text)
-        else:
-            self.statusBar().showMessage("Sync finished.", 5000)
-        # A sync can bring referrals and change any record's state: refresh everything.
-        self._on_changed(OpChanges(ALL_RECORD_TYPES, frozenset({self.open_participant_id} - {""}),
-                                   outbox=True))
+        if text:
+            self.problem.show_message("error", "Sync stopped. " + text)
+        elif getattr(result, "outcome", None) is RunOutcome.PARTIAL:
+            self.problem.show_message("warning", "Sync finished, but the controller set some items aside. "
+                                      "Use “see why” in the sync bar to put them right.")
+        if run.new_referrals:
+            self.notice.show_message("info", describe_new_referrals(run.new_referrals))
+        self.statusBar().showMessage("Sync stopped." if text else "Sync finished.", 5000)
+
+    def show_sync_problems(self) -> None:
+        """The list of items the controller set aside, each with a way to open the record."""
+        service = self.sync_service
+        if self._locked or service is None:
+            return
+        if self.problems_dialog is None:
+            dialog = SyncProblemsDialog(self)
+            dialog.sig_open_participant.connect(self.open_participant)
+            dialog.finished.connect(lambda _r: self._forget_dialog("problems_dialog", dialog))
+            self.problems_dialog = dialog
+        self.problems_dialog.render(service.quarantined())
+        self.problems_dialog.open()
+
+    def _forget_dialog(self, attribute: str, dialog: QWidget) -> None:
+        """A closed dialog is deleted; forget it first, so nothing touches it afterwards."""
+        if getattr(self, attribute) is dialog:
+            setattr(self, attribute, None)
+        dialog.deleteLater()
 
     # --- settings -------------------------------------------------------------------
 
-    def open_settings(self, tab: int = 0) -> None:
-        dialog = SettingsDialog(self)
+    def _settings_state(self) -> SettingsState:
         store = self.ops.store
+        service = self.sync_service if not self._locked else None
         cipher = ""
         if store is not None:
             rows = store.db.query("PRAGMA cipher_version")
             cipher = str(rows[0][0]) if rows else ""
         limit = self.profile.config.idle_lock_minutes if self.profile else 10
-        controller = (store.get_meta("sync.controller_url", "") if store else "") or (
+        controller = (service.controller_url() if service else "") or (
             self.profile.config.controller_url if self.profile else "")
-        dialog.render(SettingsState(
-            controller_url=controller, enrolled=self.sync_service is not None,
-            can_enrol=self._enrol is not None and store is not None,
-            idle_minutes=self._idle_minutes(store), idle_max_minutes=limit,
-            versions=versions(cipher)))
+        return SettingsState(
+            controller_url=controller, enrolled=bool(service and service.is_enrolled()),
+            can_enrol=service is not None, idle_minutes=self._idle_minutes(store),
+            idle_max_minutes=limit, versions=versions(cipher))
+
+    def open_settings(self, tab: int = 0) -> None:
+        dialog = SettingsDialog(self)
+        dialog.render(self._settings_state())
         dialog.tabs.setCurrentIndex(tab)
         dialog.sig_enrol.connect(lambda url, code: self._do_enrol(dialog, url, code))
         dialog.sig_idle_minutes.connect(self._set_idle_minutes)
-        dialog.finished.connect(lambda _r: dialog.deleteLater())
+        dialog.finished.connect(lambda _r: self._forget_dialog("settings_dialog", dialog))
         self.settings_dialog = dialog
         dialog.open()
 
     def _do_enrol(self, dialog: SettingsDialog, url: str, code: str) -> None:
-        enrol = self._enrol
-        if enrol is None:
+        service = self.sync_service
+        if service is None:
             return
 
         def done(_result: Any) -> None:
-            dialog.show_enrol_result(True, f"This laptop is now enrolled with {url}.")
-            store = self.ops.store
-            if store is not None and self._sync_factory is not None:
-                self.sync_service = self._sync_factory(store)
-            self.refresh_sync_status()
+            if self._locked or self.settings_dialog is not dialog:   # closed meanwhile
+                return
+            dialog.render(self._settings_state())
+            dialog.show_enrol_result(True, f"This laptop is now enrolled with {service.controller_url()}. "
+                                     "Press Sync now (F5) to send your work.")
 
-        self.ops.run_task("Enrolling", lambda: enrol(url, code), OpChanges(settings=True),
-                          on_done=done,
-                          on_failed=lambda failure: dialog.show_enrol_result(False, failure.text))
+        def failed(failure: OpFailure) -> None:
+            if self.settings_dialog is dialog:
+                dialog.show_enrol_result(False, failure.text)
+
+        self.ops.run("Enrolling", lambda _store: service.enrol(url, code), OpChanges(settings=True),
+                     on_done=done, on_failed=failed)
 
     def _set_idle_minutes(self, minutes: int) -> None:
         self.ops.run("Saving settings", lambda s: s.set_meta("ui.idle_lock_minutes", str(minutes)),
@@ -726,9 +825,18 @@ class MainWindow(QMainWindow):
         self.model.set_query(None)
         self.model.shutdown()
         self.ops.shutdown()
-        if self._sync_thread is not None:
-            self._sync_thread.join(5)
         super().closeEvent(event)
+
+
+def describe_new_referrals(new: Sequence[NewReferral]) -> str:
+    """"2 new referrals: WWS-000003, WWS-000004. They are in your caseload." (references only)."""
+    refs = [r.participant_ref or "no reference yet" for r in new]
+    named = ", ".join(refs[:REFERRALS_NAMED])
+    if len(refs) > REFERRALS_NAMED:
+        named += f" and {len(refs) - REFERRALS_NAMED} more"
+    if len(refs) == 1:
+        return f"1 new referral: {named}. It is in your caseload."
+    return f"{len(refs)} new referrals: {named}. They are in your caseload."
 
 
 def next_participant_ref(store: Store, programme: Programme | None) -> str:
@@ -739,24 +847,3 @@ def next_participant_ref(store: Store, programme: Programme | None) -> str:
     while store.db.scalar("SELECT 1 FROM participant WHERE participant_ref = ?", (f"{prefix}-{n:06d}",)):
         n += 1
     return f"{prefix}-{n:06d}"
-
-
-_network_info_loaded: bool | None = None
-
-
-def network_online() -> bool | None:
-    """Whether the system says it is online (None when it cannot tell)."""
-    global _network_info_loaded
-    try:
-        from PySide6.QtNetwork import QNetworkInformation
-    except ImportError:
-        return None
-    if _network_info_loaded is None:
-        _network_info_loaded = bool(QNetworkInformation.loadDefaultBackend())
-    info = QNetworkInformation.instance() if _network_info_loaded else None
-    if info is None:
-        return None
-    reach = info.reachability()
-    if reach == QNetworkInformation.Reachability.Unknown:
-        return None
-    return reach == QNetworkInformation.Reachability.Online

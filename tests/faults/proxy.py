@@ -12,6 +12,9 @@ community-centre wifi does. Each request that arrives takes the next fault from 
 * ``OVERSIZED``          forward, then answer 200 with a body far larger than any real answer
 * ``TRUNCATED``          forward, then send half the real answer and close
 * ``HOLD``               forward only when the test releases it (to kill the client mid-request)
+* ``HOLD_AFTER``         forward (the controller commits), then answer only when released
+* ``POISON``             add a field outside its sharing profile to the first item of a push,
+                         so the controller must reject that one item and accept the rest
 
 Every request body that passes is kept (decompressed) so a wire test can read exactly what
 left the laptop. Sockets use TCP_NODELAY so small answers are not held back by Nagle.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import gzip
+import json
 import http.client
 import socket
 import threading
@@ -39,6 +43,8 @@ class Fault(enum.Enum):
     OVERSIZED = "oversized"
     TRUNCATED = "truncated"
     HOLD = "hold"
+    HOLD_AFTER = "hold_after"
+    POISON = "poison"
 
 
 @dataclass
@@ -106,8 +112,19 @@ class _Handler(BaseHTTPRequestHandler):
             state.held.set()
             state.release.wait(timeout=60)
 
+        if step.fault is Fault.POISON:
+            batch = json.loads(plain)
+            batch["items"][0]["fields"]["not_in_any_profile"] = "poison"
+            plain = json.dumps(batch).encode()
+            body = plain
+            self.headers.replace_header("Content-Length", str(len(body)))
+            if "Content-Encoding" in self.headers:
+                del self.headers["Content-Encoding"]
         status, headers, answer = self._forward(body)
         self._record(plain, step.fault, status)
+        if step.fault is Fault.HOLD_AFTER:
+            state.held.set()
+            state.release.wait(timeout=60)
         if step.fault is Fault.LOST_ACK:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -159,6 +176,11 @@ class _ProxyServer(ThreadingHTTPServer):
         self.upstream = upstream
         self.state = state
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hangs up on a slow, huge or spoiled answer is the point of the
+        # exercise, not an error worth a traceback in the test's output.
+        pass
+
     def get_request(self) -> tuple[socket.socket, object]:
         sock, addr = super().get_request()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -177,6 +199,11 @@ class FaultProxy:
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def rearm(self) -> None:
+        """Ready the hold events for the next HOLD or HOLD_AFTER step."""
+        self.state.held.clear()
+        self.state.release.clear()
 
     def script(self, *steps: Step) -> None:
         with self.state.lock:

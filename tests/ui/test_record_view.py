@@ -213,7 +213,7 @@ def test_sharing_and_audit_history(qtbot, record_store) -> None:
     glue = Glue(qtbot, record_store, participant.id, sharing=(sent,))
     view = glue.view
     assert [view.sharing_table.cell(0, c) for c in range(5)] == [
-        "2025-05-02 09:30", "The participant's employer", "Outcomes", "Article 6(1)(a): consent", "accepted"]
+        "2025-05-02 09:30", "The participant's employer", "Outcomes", "Article 6(1)(a): consent", ""]
     actions = {view.audit_table.cell(r, 2) for r in range(view.audit_table.row_count())}
     assert "create" in actions
     empty = Glue(qtbot, record_store, participant.id).view

@@ -282,17 +282,53 @@ def test_every_control_has_an_accessible_name(qtbot: QtBot, ui_paths: AppPaths,
 # --- sync status ---------------------------------------------------------------------------
 
 class FakeSync:
-    """Stands in for the sync engine (being written separately): marks the outbox sent."""
+    """Stands in for the sync service (tests/ui/test_sync_*.py use the real one): marks the
+    outbox sent, as if a controller had accepted everything."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.ran = False
 
-    def run(self, progress_callback: Callable[[int, int, str], None]) -> None:
+    def run(self, progress: Callable[[str, int, int], None]) -> None:
         items = self.store.outbox_pending()
         for i, item in enumerate(items, 1):
             with self.store.db.transaction() as conn:
                 conn.execute("UPDATE outbox SET state = 'done' WHERE seq = ?", (item.seq,))
-            progress_callback(i, len(items), "Sending")
+            progress("Sending", i, len(items))
+        self.ran = True
+
+    def enrol(self, controller_url: str, code: str) -> None:
+        return None
+
+    def is_enrolled(self) -> bool:
+        return True
+
+    def controller_url(self) -> str:
+        return "https://controller.example.org"
+
+    def is_online(self) -> bool | None:
+        return True if self.ran else None
+
+    def last_sync_at(self) -> None:
+        return None
+
+    def waiting(self) -> int:
+        return self.store.outbox_count("pending")
+
+    def quarantined(self) -> list[Any]:
+        return []
+
+    def quarantined_count(self) -> int:
+        return 0
+
+    def sharing_history(self, participant_id: str) -> list[Any]:
+        return []
+
+    def referral_mark(self) -> int:
+        return 0
+
+    def new_referrals_since(self, mark: int) -> list[Any]:
+        return []
 
 
 def test_sync_status_and_sync_now(qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
@@ -303,9 +339,10 @@ def test_sync_status_and_sync_now(qtbot: QtBot, ui_paths: AppPaths, make_window:
     assert "Never" in window.sync_status.last_sync.text()
     progress: list[int] = []
     window.sig_sync_state.connect(lambda s: progress.append(s.progress_done) if s.running else None)
-    with qtbot.waitSignal(window._sync_relay.sig_finished, timeout=20_000):
+    with qtbot.waitSignal(window.ops.sig_finished, timeout=20_000,
+                          check_params_cb=lambda handle: handle.label == "Syncing"):
         qtbot.keyClick(window, Qt.Key.Key_F5)
-    qtbot.waitUntil(lambda: window.sync_state.waiting == 0 and not window.sync_state.running)
+    assert window.sync_state.waiting == 0 and not window.sync_state.running
     assert progress[-1] == 2 and window.sync_status.waiting.text() == "Waiting to send: 0 items"
     # A save puts an item back in the outbox, and the strip follows.
     store = window.ops.store
