@@ -68,12 +68,17 @@ def workload(store: Store, cases: list[Any], searches: int, updates: int, seed: 
     names = [p.family_name[: rng.randint(3, max(3, len(p.family_name)))] for p in rng.sample(people, searches)]
     nis = [p.ni_number for p in rng.sample(people, searches) if p.ni_number]
     ids = [p.id for p in rng.sample(people, searches)]
-    # Warm the cache the way a morning's use would, then measure warm reads.
-    for pid in ids[:50]:
-        store.participant_file(pid, audit_view=False)
+    # First touch: pages come from the file (decrypted and checked, for SQLCipher).
+    first_open = per_call(lambda pid: store.participant_file(pid, audit_view=False), ids)
+    first_names = per_call(lambda q: store.participants.search(q, limit=50), names)
+    first_nis = per_call(lambda q: store.participants.search(q, limit=50), nis)
+    # Warm: the same reads again, as a morning's caseload work repeats them from the cache.
     name_times = per_call(lambda q: store.participants.search(q, limit=50), names)
     ni_times = per_call(lambda q: store.participants.search(q, limit=50), nis)
     open_times = per_call(lambda pid: store.participant_file(pid, audit_view=False), ids)
+    figures["first_open_participant_median_ms"] = statistics.median(first_open) * 1000
+    figures["first_search_name_median_ms"] = statistics.median(first_names) * 1000
+    figures["first_search_ni_median_ms"] = statistics.median(first_nis) * 1000
     figures["search_name_median_ms"] = statistics.median(name_times) * 1000
     figures["search_name_p95_ms"] = p95(name_times) * 1000
     figures["search_ni_median_ms"] = statistics.median(ni_times) * 1000
@@ -125,9 +130,14 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    rows = [("create all case files (s)", "create_s"), ("name search median (ms)", "search_name_median_ms"),
-            ("name search p95 (ms)", "search_name_p95_ms"), ("NI search median (ms)", "search_ni_median_ms"),
-            ("open participant median (ms)", "open_participant_median_ms"), ("update one median (ms)", "update_median_ms")]
+    rows = [("create all case files (s)", "create_s"),
+            ("first open participant median (ms)", "first_open_participant_median_ms"),
+            ("first name search median (ms)", "first_search_name_median_ms"),
+            ("first NI search median (ms)", "first_search_ni_median_ms"),
+            ("warm name search median (ms)", "search_name_median_ms"),
+            ("warm name search p95 (ms)", "search_name_p95_ms"), ("warm NI search median (ms)", "search_ni_median_ms"),
+            ("warm open participant median (ms)", "open_participant_median_ms"),
+            ("update one median (ms)", "update_median_ms")]
     print(f"\n{args.participants} participants; SQLCipher {sqlcipher_version()} vs sqlite3 {sqlite3.sqlite_version}")
     print(f"{'operation':34} {'encrypted':>11} {'plain':>11} {'ratio':>7}")
     figures: dict[str, Any] = {"participants": args.participants, "generate_s": round(gen_s, 2),
