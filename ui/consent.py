@@ -236,7 +236,9 @@ class ConsentView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._state: ConsentState | None = None
-        self._boxes: dict[str, _RecipientBox] = {}
+        self._boxes: dict[str, _RecipientBox] = {}        # shown now, in order
+        self._box_pool: dict[str, list[_RecipientBox]] = {}  # every box made, by profile id
+        self._notice_shown: object = None                 # the notice reference last shown
 
         self.notice_heading = _wrapping(QLabel(self))
         self.notice_heading.setStyleSheet("font-weight: bold;")
@@ -305,17 +307,8 @@ class ConsentView(QWidget):
         self._state = state
         self._show_notice(state.programme)
         profiles = consent_profiles(state.programme, state.participant.strand)
-        if [p.id for p in profiles] != list(self._boxes):
-            for box in self._boxes.values():
-                box.setParent(None)  # type: ignore[call-overload]
-                box.deleteLater()
-            self._boxes = {}
-            for profile in profiles:
-                box = _RecipientBox(profile, self.recipients)
-                box.withdraw.clicked.connect(lambda _=False, pid=profile.id: self.withdraw(pid))
-                self.recipients_layout.addWidget(box)
-                box.show()  # a child added to a shown parent stays hidden until shown
-                self._boxes[profile.id] = box
+        if [(p.id, p) for p in profiles] != [(k, b.profile) for k, b in self._boxes.items()]:
+            self._arrange_boxes(profiles)
         for profile_id, box in self._boxes.items():
             box.show_current(latest_consent(state.consents, profile_id, state.participant.id))
         self.none_label.setVisible(not profiles)
@@ -323,8 +316,30 @@ class ConsentView(QWidget):
         self.record_button.setVisible(bool(profiles))
         self._clear_entry()
 
+    def _arrange_boxes(self, profiles: Sequence[SharingProfile]) -> None:
+        """Show one box per profile, in order. Boxes are kept for reuse: participants on
+        different strands see different recipients, and making a box is most of a render."""
+        for box in self._boxes.values():
+            self.recipients_layout.removeWidget(box)
+            box.hide()
+        self._boxes = {}
+        for profile in profiles:
+            # A profile is specialised per programme: same id, different programmes.
+            made = self._box_pool.setdefault(profile.id, [])
+            box = next((b for b in made if b.profile == profile), None)
+            if box is None:
+                box = _RecipientBox(profile, self.recipients)
+                box.withdraw.clicked.connect(lambda _=False, pid=profile.id: self.withdraw(pid))
+                made.append(box)
+            self.recipients_layout.addWidget(box)
+            box.show()  # a child added to a shown parent stays hidden until shown
+            self._boxes[profile.id] = box
+
     def _show_notice(self, programme: Programme) -> None:
         ref = programme.privacy_notice
+        if self._notice_shown == (ref, programme.name):
+            return  # the same notice as the last participant's: setHtml is not cheap
+        self._notice_shown = (ref, programme.name)
         try:
             notice = load_notice(ref.id)
         except KeyworkerError:

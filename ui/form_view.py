@@ -459,6 +459,7 @@ class FormView(QWidget):
         self._state: FormState | None = None
         self._rows: dict[str, _Row] = {}
         self._sections: dict[str, tuple[QGroupBox, QFormLayout]] = {}
+        self._built: FormDefinition | None = None  # the form the widgets on screen were made for
         self._loading = False
         self._unsaved = False
         self.last_result: ValidationResult | None = None
@@ -533,7 +534,12 @@ class FormView(QWidget):
             return
         self._draft_timer.stop()
         self._unsaved = False
-        self._build(state.form)
+        if self._built is not None and self._built == state.form:
+            # The same form again (another participant's ESF form, say): making its widgets
+            # is most of the cost of showing it, so keep them and only reset what they hold.
+            self._reset_rows()
+        else:
+            self._build(state.form)
         answers: dict[str, Any] = {**answers_from_targets(state.form, state.targets), **state.initial}
         draft = state.draft
         if draft is not None and draft.key == state.draft_key and draft.form_id == state.form.id:
@@ -567,7 +573,23 @@ class FormView(QWidget):
         outer.addStretch(1)
         self.scroll_area.setWidget(body)  # the old body is deleted by the scroll area
         self.body = body
+        self._built = form
         self._set_tab_order()
+
+    def _reset_rows(self) -> None:
+        """Make the widgets already built look as if just made: no signature, top of the form."""
+        self._loading = True
+        try:
+            for row in self._rows.values():
+                editor = row.editor
+                if isinstance(editor, _SignatureEditor):
+                    if not editor.box.is_empty():
+                        editor.box.clear()
+                    editor.pending_id = ""
+                    editor.existing_id = ""
+        finally:
+            self._loading = False
+        self.scroll_area.verticalScrollBar().setValue(0)
 
     def _add_row(self, question: FormField, group: QWidget, form_layout: QFormLayout) -> _Row:
         marker = " *" if question.required else ""

@@ -21,6 +21,7 @@ Team keeps a separate confidential record).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
@@ -196,7 +197,9 @@ def _code_label(codelist: str, code: str) -> str:
         return code.replace("_", " ").capitalize()
 
 
+@functools.lru_cache(maxsize=256)
 def _form_title(form_id: str, version: int | None = None) -> str:
+    # Cached: load_form lists the forms folder on every call, and a record shows many titles.
     try:
         return load_form(form_id, version).title
     except (FormNotFound, KeyworkerError):
@@ -229,6 +232,7 @@ class _RecordTable(QWidget):
         header.setSectionResizeMode(len(headers) - 1, QHeaderView.ResizeMode.Stretch)
         self.table.setAccessibleName(name)
         self.table.itemSelectionChanged.connect(lambda: self.sig_selected.emit(self.selected_id()))
+        self._fit_pending = False
         self.table.viewport().installEventFilter(self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -253,20 +257,30 @@ class _RecordTable(QWidget):
 
     def set_rows(self, rows: Sequence[tuple[str, Sequence[str]]]) -> None:
         """Rows as (record id, cell texts)."""
-        self.table.setRowCount(len(rows))
-        for index, (record_id, cells) in enumerate(rows):
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, record_id)
-                if len(text) > 15:  # may be wrapped or cut short in a narrow pane
-                    item.setToolTip(text)
-                self.table.setItem(index, column, item)
-        self.fit_columns()
+        self.table.setUpdatesEnabled(False)
+        try:
+            self.table.setRowCount(len(rows))
+            for index, (record_id, cells) in enumerate(rows):
+                for column, text in enumerate(cells):
+                    item = QTableWidgetItem(text)
+                    item.setData(Qt.ItemDataRole.UserRole, record_id)
+                    if len(text) > 15:  # may be wrapped or cut short in a narrow pane
+                        item.setToolTip(text)
+                    self.table.setItem(index, column, item)
+        finally:
+            self.table.setUpdatesEnabled(True)
+        if self.table.viewport().isVisible():
+            self.fit_columns()
+        else:
+            # Measuring every cell is the dearest part of a render: a table on a section
+            # nobody is looking at is fitted when it is shown (see eventFilter).
+            self._fit_pending = True
 
     def fit_columns(self) -> None:
         """Every column but the last fits its contents and heading; the last stretches over
         the rest. When they cannot all fit, the first ones give up room in proportion and
         their text wraps onto more lines, rather than pushing the last column off-screen."""
+        self._fit_pending = False
         header = self.table.horizontalHeader()
         columns = header.count()
         if columns < 2:
@@ -287,8 +301,9 @@ class _RecordTable(QWidget):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
         # The viewport's own resize: the true width, also when a hidden page is first shown.
-        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
-            self.fit_columns()
+        if watched is self.table.viewport():
+            if event.type() == QEvent.Type.Resize or (event.type() == QEvent.Type.Show and self._fit_pending):
+                self.fit_columns()
         return False
 
     def row_count(self) -> int:
@@ -359,6 +374,9 @@ class ParticipantRecordView(QWidget):
         super().__init__(parent)
         self._state: RecordState | None = None
         self._return_to = "profile"
+        #: Sections rendered lazily (their widgets are costly to fill): the state each last
+        #: showed, so they are filled when first shown rather than on every render.
+        self._lazy_rendered: dict[str, RecordState | None] = {"esf": None}
         self.title = QLabel(self)
         self.title.setStyleSheet("font-size: 1.5em; font-weight: bold;")
         self.nav = QListWidget(self)
@@ -435,12 +453,24 @@ class ParticipantRecordView(QWidget):
 
     def _nav_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
         if current is not None:
-            self.stack.setCurrentWidget(self._shown[current.data(Qt.ItemDataRole.UserRole)])
+            section_id = current.data(Qt.ItemDataRole.UserRole)
+            self._render_lazy(section_id)
+            self.stack.setCurrentWidget(self._shown[section_id])
 
     def show_section(self, section_id: str) -> None:
         """Go to a section (as if chosen in the list)."""
         self.nav.setCurrentItem(self._items[section_id])
+        self._render_lazy(section_id)
         self.stack.setCurrentWidget(self._shown[section_id])
+
+    def _render_lazy(self, section_id: str) -> None:
+        """Fill a lazily rendered section from the current state, if it does not show it yet."""
+        state = self._state
+        if state is None or section_id not in self._lazy_rendered or self._lazy_rendered[section_id] is state:
+            return
+        self._lazy_rendered[section_id] = state
+        if section_id == "esf" and not self._items["esf"].isHidden():
+            self._render_esf(state, state.programme_pack)
 
     def current_section(self) -> str:
         widget = self.stack.currentWidget()
@@ -563,6 +593,7 @@ class ParticipantRecordView(QWidget):
         self.assessment_button_row = flow_widget(parent=page)
         self.assessment_buttons = self.assessment_button_row.layout()
         self._assessment_button_widgets: list[QPushButton] = []
+        self._assessment_button_forms: list[str] | None = None
         page.body.addWidget(QLabel("Start a new assessment:", page))
         page.body.addWidget(self.assessment_button_row)
         page.body.addWidget(self.assessment_table, 1)
@@ -700,8 +731,9 @@ class ParticipantRecordView(QWidget):
         self._render_notes(state)
         self.consent.render(ConsentState(participant, programme, tuple(state.records(Consent)),
                                          state.today, state.keyworker_id))
-        if not self._items["esf"].isHidden():
-            self._render_esf(state, programme)
+        # The ESF form is dozens of questions: filled when it is shown, not on every render.
+        if self.current_section() in self._lazy_rendered:
+            self._render_lazy(self.current_section())
         self._render_outcomes(state)
         self._render_sharing(state)
         self._render_audit(state)
@@ -773,14 +805,24 @@ class ParticipantRecordView(QWidget):
         self.referral_table.set_rows(rows)
 
     def _render_assessments(self, state: RecordState, programme: Programme) -> None:
+        forms = [f for f in programme.forms if f not in _OWN_SECTION_FORMS]
+        if forms != self._assessment_button_forms:
+            self._make_assessment_buttons(forms)
+        self.assessment_table.set_rows([
+            (a.id, (_form_title(a.form_id, a.form_version), str(a.form_version), _fmt(a.completed_on), a.assessor))
+            for a in state.records(Assessment)])
+        self.assessment_detail.set_rows([])
+
+    def _make_assessment_buttons(self, forms: list[str]) -> None:
+        """One button per assessment the programme uses (kept while the next participant's
+        programme uses the same ones)."""
+        self._assessment_button_forms = forms
         for button in self._assessment_button_widgets:
             button.setParent(None)  # type: ignore[call-overload]
             button.deleteLater()
         self._assessment_button_widgets = []
         page = self._pages["assessments"]
-        for form_id in programme.forms:
-            if form_id in _OWN_SECTION_FORMS:
-                continue
+        for form_id in forms:
             title = _form_title(form_id)
             button = _button(f"{title}…", f"Start a new {title.lower()}", page,
                              lambda f=form_id: self.open_form(f))
@@ -795,10 +837,6 @@ class ParticipantRecordView(QWidget):
         chain.append(self.assessment_detail.table)
         for first, second in zip(chain, chain[1:]):
             QWidget.setTabOrder(first, second)
-        self.assessment_table.set_rows([
-            (a.id, (_form_title(a.form_id, a.form_version), str(a.form_version), _fmt(a.completed_on), a.assessor))
-            for a in state.records(Assessment)])
-        self.assessment_detail.set_rows([])
 
     def _show_assessment(self, record_id: str) -> None:
         state = self._state

@@ -552,7 +552,9 @@ class MainWindow(QMainWindow):
         if changes.touches("participant") or changes.outbox or changes.record_types & {
                 "consent", "esf_form"}:
             self.model.refresh()
-        if changes.outbox or changes.store or changes.sync or changes.settings:
+        # Not for a store just opened: _opened has read the strip's numbers a moment ago, and
+        # counting what waits in a big outbox is a GUI-thread read worth doing once only.
+        if changes.outbox or changes.sync or changes.settings:
             self.refresh_sync_status()
         if changes.sync and self.problems_dialog is not None and self.sync_service is not None:
             self.problems_dialog.render(self.sync_service.quarantined())
