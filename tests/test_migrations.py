@@ -98,3 +98,22 @@ def test_pending_counts_follow_the_outbox(tmp_path: Path) -> None:
     with db.transaction() as conn:
         conn.execute("DELETE FROM outbox")
     assert counts() == truth() == {}
+
+
+def test_0006_search_still_finds_everyone_after_the_rebuild(tmp_path: Path) -> None:
+    """The search index rebuilt by 0006 still holds what was saved before it."""
+    from keyworker_app.records import Participant
+    from keyworker_app.store.store import Store
+
+    db = plain_db(tmp_path)
+    db.migrate(MIGRATIONS[:5])
+    store = Store(db, "KW-1")
+    before = store.save(Participant(given_name="Siobhán", family_name="Ó Briain", postcode="OL1 1AA"))
+    assert db.migrate() == [6]
+    after = store.save(Participant(given_name="Sam", family_name="Smith"))
+    assert [p.id for p in store.participants.search("siob")] == [before.id]
+    assert [p.id for p in store.participants.search("s")] and after.id in [p.id for p in store.participants.search("s")]
+    assert [p.id for p in store.participants.search("ol1")] == [before.id]
+    plan = " ".join(str(r) for r in db.query(
+        "EXPLAIN QUERY PLAN SELECT id FROM participant p ORDER BY p.review_due IS NULL, p.review_due"))
+    assert "participant_by_review_due" in plan

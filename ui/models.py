@@ -72,6 +72,11 @@ _ORDER_BY: dict[SortKey, str] = {
 _SORT_INDEX: dict[SortKey, str] = {
     SortKey.NAME: "participant_by_family_name",
     SortKey.STATUS: "participant_by_status",
+    SortKey.REF: "participant_by_ref",
+    SortKey.DATE_OF_BIRTH: "participant_by_date_of_birth",
+    SortKey.POSTCODE: "participant_by_postcode",
+    SortKey.PROGRAMME: "participant_by_programme",
+    SortKey.REVIEW_DUE: "participant_by_review_due",
 }
 
 #: A search matching more participants than this reads its windows by walking the sort

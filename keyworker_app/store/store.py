@@ -240,6 +240,10 @@ class Store:
         return [OutboxItem(*r) for r in rows]
 
     def outbox_count(self, state: str = "pending") -> int:
+        if state == "pending":
+            # Kept per participant by triggers (migration 0005): a sum over the caseload,
+            # not a count over millions of outbox rows.
+            return int(self.db.scalar("SELECT coalesce(sum(pending), 0) FROM participant_pending"))
         return int(self.db.scalar("SELECT count(*) FROM outbox WHERE state = ?", (state,)))
 
     # --- drafts -------------------------------------------------------------------
