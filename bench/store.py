@@ -1,10 +1,13 @@
 """The encrypted store against plain SQLite, same schema and same code, side by side.
 
-    python bench/store.py [--participants 50000] [--searches 300] [--updates 500]
+    python bench/store.py [--participants 50000] [--searches 300] [--updates 300] [--warm 100]
 
-One workload runs twice in one process: once on SQLCipher (the real store) and once on
-plain ``sqlite3`` with the identical schema, pragmas and Store code, so the ratio is the
-price of encryption alone. Then unlocking (Argon2id at the calibrated cost plus open) and
+One workload runs in one process, in lockstep (each batch and each read on every store back
+to back, so a busy moment costs all alike), on three stores with the identical schema,
+pragmas and Store code: SQLCipher with its key (the real store), the same sqlcipher3
+library with no key, and the standard library's plain ``sqlite3``. encrypted/plain is the
+whole price against plain SQLite; encrypted/unkeyed is the price of encryption alone (the
+rest is the sqlcipher3 build and binding). Then unlocking (Argon2id at the calibrated cost plus open) and
 reopening with the raw key are timed. Prints a table and, as its last line, one JSON
 object of every figure. Nothing here passes or fails: it measures.
 """
@@ -30,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 from keyworker_app.demo import save_caseload  # noqa: E402
 from keyworker_app.paths import app_paths  # noqa: E402
 from keyworker_app.profile import KeyFile, Profile  # noqa: E402
-from keyworker_app.records import Participant  # noqa: E402
 from keyworker_app.security import (  # noqa: E402
     derive_passphrase_key, key_encryption_key, load_device_secret, unwrap_key,
 )
@@ -47,45 +49,62 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-def per_call(fn: Callable[[Any], Any], args: list[Any]) -> list[float]:
-    out = []
-    for arg in args:
-        start = time.perf_counter()
-        fn(arg)
-        out.append(time.perf_counter() - start)
-    return out
-
-
 def p95(values: list[float]) -> float:
     return sorted(values)[int(0.95 * (len(values) - 1))]
 
 
-def workload(store: Store, cases: list[Any], searches: int, updates: int, seed: int) -> dict[str, float]:
+def lockstep(stores: dict[str, Store], op: Callable[[Store, Any], Any], args: list[Any]) -> dict[str, list[float]]:
+    """Each call on every store back to back, so a busy moment costs both sides alike."""
+    times: dict[str, list[float]] = {name: [] for name in stores}
+    for arg in args:
+        for name, store in stores.items():
+            start = time.perf_counter()
+            op(store, arg)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def workload(stores: dict[str, Store], cases: list[Any], searches: int, updates: int, warm: int,
+             seed: int) -> dict[str, dict[str, float]]:
+    """The same workload on every store, in lockstep; figures per store name."""
     rng = random.Random(seed)
-    figures: dict[str, float] = {}
-    figures["create_s"], _ = timed(lambda: save_caseload(store, cases))
+    figures: dict[str, dict[str, float]] = {name: {} for name in stores}
+    batches = [cases[i:i + 500] for i in range(0, len(cases), 500)]
+    created = lockstep(stores, lambda st, batch: save_caseload(st, batch), batches)
     people = [c.participant for c in cases]
     names = [p.family_name[: rng.randint(3, max(3, len(p.family_name)))] for p in rng.sample(people, searches)]
     nis = [p.ni_number for p in rng.sample(people, searches) if p.ni_number]
     ids = [p.id for p in rng.sample(people, searches)]
+    day = ids[:warm]  # a day's caseload work: the same few people opened again and again
+
+    def open_file(st: Store, pid: str) -> Any:
+        return st.participant_file(pid, audit_view=False)
+
+    def search(st: Store, text: str) -> Any:
+        return st.participants.search(text, limit=50)
+
     # First touch: pages come from the file (decrypted and checked, for SQLCipher).
-    first_open = per_call(lambda pid: store.participant_file(pid, audit_view=False), ids)
-    first_names = per_call(lambda q: store.participants.search(q, limit=50), names)
-    first_nis = per_call(lambda q: store.participants.search(q, limit=50), nis)
-    # Warm: the same reads again, as a morning's caseload work repeats them from the cache.
-    name_times = per_call(lambda q: store.participants.search(q, limit=50), names)
-    ni_times = per_call(lambda q: store.participants.search(q, limit=50), nis)
-    open_times = per_call(lambda pid: store.participant_file(pid, audit_view=False), ids)
-    figures["first_open_participant_median_ms"] = statistics.median(first_open) * 1000
-    figures["first_search_name_median_ms"] = statistics.median(first_names) * 1000
-    figures["first_search_ni_median_ms"] = statistics.median(first_nis) * 1000
-    figures["search_name_median_ms"] = statistics.median(name_times) * 1000
-    figures["search_name_p95_ms"] = p95(name_times) * 1000
-    figures["search_ni_median_ms"] = statistics.median(ni_times) * 1000
-    figures["open_participant_median_ms"] = statistics.median(open_times) * 1000
-    to_update: list[Participant] = [store.participants.get(pid) for pid in rng.sample(ids, min(updates, len(ids)))]
-    update_times = per_call(lambda p: store.save(p.replace(phone="07700 900555")), to_update)
-    figures["update_median_ms"] = statistics.median(update_times) * 1000
+    first_open = lockstep(stores, open_file, ids)
+    first_names = lockstep(stores, search, names)
+    first_nis = lockstep(stores, search, nis)
+    # Warm: the same reads again, from the page cache.
+    name_times = lockstep(stores, search, names)
+    ni_times = lockstep(stores, search, nis)
+    open_times = lockstep(stores, open_file, day + day)
+    sample = rng.sample(ids, min(updates, len(ids)))
+    update_times = lockstep(stores, lambda st, pid: st.save(st.participants.get(pid).replace(phone="07700 900555")),
+                            sample)
+    for name in stores:
+        f = figures[name]
+        f["create_s"] = sum(created[name])
+        f["first_open_participant_median_ms"] = statistics.median(first_open[name]) * 1000
+        f["first_search_name_median_ms"] = statistics.median(first_names[name]) * 1000
+        f["first_search_ni_median_ms"] = statistics.median(first_nis[name]) * 1000
+        f["search_name_median_ms"] = statistics.median(name_times[name]) * 1000
+        f["search_name_p95_ms"] = p95(name_times[name]) * 1000
+        f["search_ni_median_ms"] = statistics.median(ni_times[name]) * 1000
+        f["open_participant_median_ms"] = statistics.median(open_times[name][len(day):]) * 1000
+        f["update_median_ms"] = statistics.median(update_times[name]) * 1000
     return figures
 
 
@@ -94,6 +113,7 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=50_000)
     parser.add_argument("--searches", type=int, default=300)
     parser.add_argument("--updates", type=int, default=300)
+    parser.add_argument("--warm", type=int, default=100, help="participants in the warm (repeated) set")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
@@ -103,17 +123,24 @@ def main() -> None:
                                                              programme="working_well_ses")))
         print(f"generated {len(cases)} synthetic case files in {gen_s:.1f} s")
 
-        # Encrypted: a real profile (calibrated KDF), then the workload on its store.
+        # Encrypted: a real profile (calibrated KDF). Plain: the same schema and Store code on
+        # sqlite3. The workload runs on both in lockstep.
         paths = app_paths(work / "encrypted")
         profile = Profile.at(paths)
         create_s, (store, _) = timed(lambda: profile.create("KW-BENCH", "working_well_ses", PASSPHRASE))
-        enc = workload(store, cases, args.searches, args.updates, args.seed)
-        store.close()
-
         plain_db = Database.connect_plain(work / "plain.db")
         plain_db.migrate()
-        plain = workload(Store(plain_db, "KW-BENCH"), cases, args.searches, args.updates, args.seed)
+        # The same library as the real store with no key: separates what encryption costs
+        # from what the sqlcipher3 build and binding cost against the standard sqlite3.
+        unkeyed_db = connect_unkeyed(work / "unkeyed.db")
+        unkeyed_db.migrate()
+        runs = workload({"encrypted": store, "unkeyed": Store(unkeyed_db, "KW-BENCH"),
+                         "plain": Store(plain_db, "KW-BENCH")},
+                        cases, args.searches, args.updates, args.warm, args.seed)
+        enc, unkeyed, plain = runs["encrypted"], runs["unkeyed"], runs["plain"]
+        store.close()
         plain_db.close()
+        unkeyed_db.close()
 
         unlock_times = [timed(lambda: profile.unlock(PASSPHRASE))[0] for _ in range(3)]
         # Reopen with the raw key: what reconnecting costs once the key is unwrapped.
@@ -139,20 +166,32 @@ def main() -> None:
             ("warm open participant median (ms)", "open_participant_median_ms"),
             ("update one median (ms)", "update_median_ms")]
     print(f"\n{args.participants} participants; SQLCipher {sqlcipher_version()} vs sqlite3 {sqlite3.sqlite_version}")
-    print(f"{'operation':34} {'encrypted':>11} {'plain':>11} {'ratio':>7}")
+    print(f"{'operation':36} {'encrypted':>10} {'unkeyed':>10} {'plain':>10} {'enc/plain':>9} {'enc/unkeyed':>11}")
     figures: dict[str, Any] = {"participants": args.participants, "generate_s": round(gen_s, 2),
                                "profile_create_s": round(create_s, 3)}
     for label, key in rows:
         ratio = enc[key] / plain[key] if plain[key] else float("nan")
-        print(f"{label:34} {enc[key]:11.3f} {plain[key]:11.3f} {ratio:7.2f}")
+        own = enc[key] / unkeyed[key] if unkeyed[key] else float("nan")
+        print(f"{label:36} {enc[key]:10.3f} {unkeyed[key]:10.3f} {plain[key]:10.3f} {ratio:9.2f} {own:11.2f}")
         figures[f"encrypted_{key}"] = round(enc[key], 4)
+        figures[f"unkeyed_{key}"] = round(unkeyed[key], 4)
         figures[f"plain_{key}"] = round(plain[key], 4)
         figures[f"ratio_{key}"] = round(ratio, 3)
+        figures[f"encryption_only_ratio_{key}"] = round(own, 3)
     figures["unlock_median_s"] = round(statistics.median(unlock_times), 3)
     figures["reopen_raw_key_median_ms"] = round(statistics.median(reopen) * 1000, 2)
     print(f"{'unlock: Argon2id + open (s)':34} {figures['unlock_median_s']:11.3f}")
     print(f"{'reopen with raw key (ms)':34} {figures['reopen_raw_key_median_ms']:11.3f}")
     print(json.dumps(figures))
+
+
+def connect_unkeyed(path: Path) -> Database:
+    import sqlcipher3  # type: ignore[import-untyped]
+
+    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
+    db = Database(conn, path, encrypted=False)
+    db._configure()
+    return db
 
 
 def sqlcipher_version() -> str:
