@@ -546,29 +546,33 @@ def create_app(db: Database, limits: Limits | None = None) -> FastAPI:
 
 
 def _apply_batch(db: Database, device: service.Device, envelope: _PushEnvelope) -> list[ItemAnswer]:
-    """Each item checked and stored in its own transaction (one bad item blocks nothing)."""
-    answers: list[ItemAnswer] = []
-    for index, raw in enumerate(envelope.items):
+    """Each item checked on its own (one bad item blocks nothing), then stored in one
+    transaction for the batch (see :func:`service.apply_items`)."""
+    items: list[service.PushItem | service.ItemResult] = []
+    for raw in envelope.items:
         key = raw.get("idempotency_key") if isinstance(raw, dict) else None
         key = key if isinstance(key, str) and len(key) <= 300 else None
         try:
             parsed = PushItem.model_validate(raw)
         except ValidationError as exc:
             details = _validation_details(list(exc.errors()))
-            answers.append(
-                ItemAnswer(
-                    index=index, idempotency_key=key, status=service.ItemStatus.REJECTED,
-                    code="invalid_item", reason="The item is not valid: " + _summary(details),
-                )
-            )
+            items.append(service.ItemResult(
+                key, service.ItemStatus.REJECTED, "invalid_item",
+                "The item is not valid: " + _summary(details),
+            ))
             continue
-        result = service.apply_item(
-            db, device, envelope.batch_id, service.PushItem(**parsed.model_dump())
+        items.append(service.PushItem(
+            idempotency_key=parsed.idempotency_key, record_type=parsed.record_type,
+            record_id=parsed.record_id, version=parsed.version, recipient=parsed.recipient,
+            participant_id=parsed.participant_id, programme=parsed.programme,
+            strand=parsed.strand, op=parsed.op, fields=parsed.fields,
+        ))
+    results = service.apply_items(db, device, envelope.batch_id, items)
+    # model_construct: these values come from the service, already of the right types.
+    return [
+        ItemAnswer.model_construct(
+            index=index, idempotency_key=result.idempotency_key, status=result.status,
+            code=result.code, reason=result.reason,
         )
-        answers.append(
-            ItemAnswer(
-                index=index, idempotency_key=result.idempotency_key, status=result.status,
-                code=result.code, reason=result.reason,
-            )
-        )
-    return answers
+        for index, result in enumerate(results)
+    ]

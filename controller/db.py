@@ -53,8 +53,11 @@ class UniqueViolation(DatabaseError):
 
 def now_text(moment: datetime | None = None) -> str:
     """A UTC moment as fixed-width text that sorts in time order."""
-    moment = moment or datetime.now(timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    if moment.year < 1000:  # isoformat pads years as strftime does not; keep strftime's text
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), several times faster.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def later_text(seconds: float) -> str:

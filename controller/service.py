@@ -391,72 +391,101 @@ def check_item(item: PushItem) -> ItemResult | None:
     return None
 
 
-class _Duplicate(Exception):
-    """Raised inside a transaction to roll it back when another delivery won the race."""
+#: How a payload is stored: compact JSON, keys sorted (one encoder, built once).
+_PAYLOAD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 def apply_item(db: Database, device: Device, batch_id: str, item: PushItem) -> ItemResult:
     """Check and store one item exactly once, in its own transaction."""
-    refused = check_item(item)
-    if refused is not None:
-        return refused
-    key = item.idempotency_key
-    duplicate = ItemResult(key, ItemStatus.DUPLICATE, "duplicate", "already received")
-    try:
+    return apply_items(db, device, batch_id, [item])[0]
+
+
+def apply_items(
+    db: Database, device: Device, batch_id: str, items: Sequence[PushItem | ItemResult]
+) -> list[ItemResult]:
+    """Check and store a batch's items, each exactly once, in one transaction.
+
+    Returns one answer per item, in order. An entry that is already an :class:`ItemResult`
+    (an item the API layer could not parse) is answered as it is. Every item is checked
+    against its sharing profile first; a refused or conflicting item writes nothing and
+    never blocks the rest: each item's statements leave no trace of it unless it is
+    accepted (:func:`_store_item`). Exactly-once rests on the unique idempotency key, as
+    with one transaction per item; one transaction per batch only saves the commits.
+    """
+    results: list[ItemResult | None] = []
+    to_store: list[tuple[int, PushItem]] = []
+    for index, item in enumerate(items):
+        if isinstance(item, ItemResult):
+            results.append(item)
+            continue
+        refused = check_item(item)
+        results.append(refused)
+        if refused is None:
+            to_store.append((index, item))
+    if to_store:
         with db.transaction() as tx:
-            if tx.one("SELECT 1 AS held FROM received_items WHERE idempotency_key = ?", (key,)):
-                return duplicate
-            # Move the head forward only if this version is newer than what is held; the
-            # row lock this takes also serialises concurrent deliveries of one record.
-            moved = tx.execute(
-                "INSERT INTO record_heads (record_id, recipient, version) VALUES (?, ?, ?)"
-                " ON CONFLICT (record_id, recipient) DO UPDATE SET version = excluded.version"
-                " WHERE record_heads.version < excluded.version",
-                (item.record_id, item.recipient, item.version),
-            )
-            if moved == 0:
-                if tx.one("SELECT 1 AS held FROM received_items WHERE idempotency_key = ?", (key,)):
-                    return duplicate
-                head = tx.one(
-                    "SELECT version FROM record_heads WHERE record_id = ? AND recipient = ?",
-                    (item.record_id, item.recipient),
-                )
-                held = head["version"] if head else "?"
-                return ItemResult(
-                    key,
-                    ItemStatus.CONFLICT,
-                    "older_version",
-                    f"version {item.version} is older than version {held} already held "
-                    "for this record and recipient",
-                )
-            now = now_text()
-            inserted = tx.execute(
-                "INSERT INTO received_items (idempotency_key, recipient, record_type, record_id,"
-                " version, op, participant_id, programme, strand, payload, batch_id, device_id,"
-                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (idempotency_key) DO NOTHING",
-                (
-                    key, item.recipient, item.record_type, item.record_id, item.version, item.op,
-                    item.participant_id, item.programme, item.strand,
-                    json.dumps(dict(item.fields), sort_keys=True, separators=(",", ":")),
-                    batch_id, device.id, now,
-                ),
-            )
-            if inserted == 0:
-                raise _Duplicate
-            if item.op == "withdraw":
-                withdrawn_on = item.fields.get("withdrawn_on")
-                tx.execute(
-                    "INSERT INTO withdrawals (idempotency_key, recipient, participant_id,"
-                    " consent_id, withdrawn_on, device_id, received_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        key, item.recipient, item.participant_id, item.record_id,
-                        str(withdrawn_on) if withdrawn_on is not None else None, device.id, now,
-                    ),
-                )
-    except _Duplicate:
-        return duplicate
+            for index, item in to_store:
+                results[index] = _store_item(tx, device, batch_id, item)
+    return [r for r in results if r is not None]
+
+
+def _store_item(tx: Tx, device: Device, batch_id: str, item: PushItem) -> ItemResult:
+    """Store one checked item inside the batch's transaction, or say why not.
+
+    The received row goes first: the unique key makes a second delivery (even one racing
+    this transaction, which waits for it) insert nothing and be answered ``duplicate``,
+    with nothing else written. Then the head moves forward only if this version is newer
+    than what is held (its row lock serialises concurrent deliveries of one record); if it
+    does not, the row just inserted by this transaction is taken out again and the item is
+    a ``conflict``. So a refused item leaves nothing behind, without a savepoint.
+    """
+    key = item.idempotency_key
+    now = now_text()
+    inserted = tx.execute(
+        "INSERT INTO received_items (idempotency_key, recipient, record_type, record_id,"
+        " version, op, participant_id, programme, strand, payload, batch_id, device_id,"
+        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (idempotency_key) DO NOTHING",
+        (
+            key, item.recipient, item.record_type, item.record_id, item.version, item.op,
+            item.participant_id, item.programme, item.strand,
+            _PAYLOAD_ENCODER.encode(dict(item.fields)),
+            batch_id, device.id, now,
+        ),
+    )
+    if inserted == 0:
+        return ItemResult(key, ItemStatus.DUPLICATE, "duplicate", "already received")
+    moved = tx.execute(
+        "INSERT INTO record_heads (record_id, recipient, version) VALUES (?, ?, ?)"
+        " ON CONFLICT (record_id, recipient) DO UPDATE SET version = excluded.version"
+        " WHERE record_heads.version < excluded.version",
+        (item.record_id, item.recipient, item.version),
+    )
+    if moved == 0:
+        tx.execute("DELETE FROM received_items WHERE idempotency_key = ?", (key,))
+        head = tx.one(
+            "SELECT version FROM record_heads WHERE record_id = ? AND recipient = ?",
+            (item.record_id, item.recipient),
+        )
+        held = head["version"] if head else "?"
+        return ItemResult(
+            key,
+            ItemStatus.CONFLICT,
+            "older_version",
+            f"version {item.version} is older than version {held} already held "
+            "for this record and recipient",
+        )
+    if item.op == "withdraw":
+        withdrawn_on = item.fields.get("withdrawn_on")
+        tx.execute(
+            "INSERT INTO withdrawals (idempotency_key, recipient, participant_id,"
+            " consent_id, withdrawn_on, device_id, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                key, item.recipient, item.participant_id, item.record_id,
+                str(withdrawn_on) if withdrawn_on is not None else None, device.id, now,
+            ),
+        )
     return ItemResult(key, ItemStatus.ACCEPTED)
 
 

@@ -154,6 +154,8 @@ class SharingProfile:
         """
         if programme not in self.programmes:
             return self
+        if not self.programme_overrides and self.programmes == (programme,):
+            return self   # already resolved for this programme (what the copy would equal)
         override = self.programme_overrides.get(programme)
         resolved = dataclasses.replace(
             self, programmes=(programme,), programme_overrides=MappingProxyType({})
@@ -427,8 +429,14 @@ def applicable_profiles(
 # --- Projection -----------------------------------------------------------------------------
 
 
+#: Values that JSON carries as they are.
+_JSON_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _json_ready(value: Any) -> Any:
     """A stored value as JSON can carry it (dates as ISO text, enums as values...)."""
+    if type(value) in _JSON_PLAIN:   # exact types: a str or int enum goes on to the check below
+        return value
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (datetime, date)):

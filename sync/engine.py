@@ -13,8 +13,10 @@ raises for something a person can meet: the failure is in :attr:`SyncResult.erro
 * PUSHING: pending outbox rows in chunks; each chunk projected (:mod:`sync.projection`),
   recorded (:meth:`Ledger.prepare`), then sent in batches bounded by count and bytes, each
   body gzip-compressed; each batch's answers checked whole (:mod:`sync.wire`) and applied in
-  one transaction. A batch the controller finds too large is split in two. Then the one-off
-  shares the keyworker asked for.
+  one transaction (with the next chunk's record, when one follows). A batch the controller
+  finds too large is split in two. A sender thread posts the batches while this thread
+  projects the next chunk (see :meth:`SyncEngine._push`). Then the one-off shares the
+  keyworker asked for.
 * PULLING_REFERRALS: pages of referrals for this keyworker become Participant and Referral
   records (one transaction per page, never twice for one controller referral), then acked.
 * PULLING_INSTRUCTIONS: ``revoke`` locks and purges this laptop's data; ``lock`` locks it.
@@ -27,9 +29,12 @@ from __future__ import annotations
 import enum
 import gzip
 import json
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -46,9 +51,32 @@ from .ledger import Ledger
 from .projection import PlannedItem, Projector, SourcePlan
 from .transport import ControllerClient, PayloadTooLarge
 from .wire import (
-    InstructionKind, PulledReferral, parse_ack, parse_health_limits, parse_instructions,
+    InstructionKind, ItemAnswer, PulledReferral, parse_ack, parse_health_limits, parse_instructions,
     parse_push_response, parse_referral_page,
 )
+
+
+log = logging.getLogger("keyworker.sync")
+
+#: Items are encoded as compact JSON, UTF-8 as is (one encoder, built once).
+_ITEM_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+#: Batches handed to the sender thread and not yet finished: one on the wire, the rest
+#: waiting (about one chunk of outbox rows).
+_MAX_IN_FLIGHT = 4
+
+#: A batch's items and the controller's answers (None: one item too large to send).
+_Answered = tuple[list[PlannedItem], "Sequence[ItemAnswer] | None"]
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A batch handed to the sender: its future, and what it is about."""
+
+    future: Future[list[_Answered]]
+    keys: frozenset[str]
+    participants: frozenset[str]
 
 
 class Stage(enum.StrEnum):
@@ -88,11 +116,11 @@ ProgressCallback = Callable[[Stage, int, int], None]
 class SyncConfig:
     """Limits of one run. The batch limits are lowered to the controller's if smaller."""
 
-    max_batch_items: int = 250
+    max_batch_items: int = 500
     max_batch_bytes: int = 2 * 1024 * 1024     # JSON before compression
     outbox_chunk: int = 1000                    # outbox rows projected per ledger write
     referral_page: int = 100
-    gzip_level: int = 6
+    gzip_level: int = 1                         # fast: both ends spend less CPU than on 6
 
 
 @dataclass(frozen=True)
@@ -230,7 +258,32 @@ class SyncEngine:
     # -- PUSHING ----------------------------------------------------------------------
 
     def _push(self) -> None:
-        projector = Projector(self.store, self._profiles, self._today)
+        # Sending overlaps with projecting. One sender thread posts the batches, in order,
+        # and only talks HTTP; this thread projects and records the next chunk meanwhile,
+        # and writes the answers that have come back in the same transaction as the next
+        # chunk's plans (fewer, larger transactions: the store encrypts every page a
+        # transaction touches). At most _MAX_IN_FLIGHT batches are handed over at a time.
+        # Each decision still sees what it would if sending and projecting took turns:
+        # recording a chunk treats the items in flight as answered (Ledger.prepare), and
+        # before a participant's sent log is read (a deletion or a withdrawal notice) every
+        # batch in flight about them is finished and its answers written.
+        projector = Projector(self.store, self._profiles, self._today, before_history=self._settle_for)
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyworker-sync-push")
+        self._in_flight: deque[_InFlight] = deque()
+        self._answered: list[_Answered] = []
+        self._stopping = False
+        try:
+            self._push_all(projector)
+        except BaseException:
+            self._stopping = True   # a batch not yet started is not sent
+            self._sender.shutdown(wait=True, cancel_futures=True)
+            self._keep_answers()
+            raise
+        finally:
+            self._stopping = True
+            self._sender.shutdown(wait=True, cancel_futures=True)
+
+    def _push_all(self, projector: Projector) -> None:
         one_offs = self.ledger.pending_one_offs()
         total = self.store.outbox_count("pending") + len(one_offs)
         done = 0
@@ -241,67 +294,127 @@ class SyncEngine:
             if not rows:
                 break
             after = rows[-1].seq
-            plans = [projector.plan(row) for row in rows]
-            self._send_plans(plans)
+            plans = projector.plan_many(rows)
+            self._send_plans(plans, projected_before=rows[0].seq)
             done += len(rows)
             total = max(total, done)
             self._progress(Stage.PUSHING, done, total)
         if one_offs:
+            self._settle_all()
             plans = [projector.plan_one_off(*one_off) for one_off in one_offs]
             self._send_plans(plans)
             done += len(one_offs)
             self._progress(Stage.PUSHING, done, max(total, done))
+        self._settle_all()
 
-    def _send_plans(self, plans: Sequence[SourcePlan]) -> None:
+    def _reap(self) -> None:
+        """Wait for the oldest batch in flight and keep its answers (written later)."""
+        flight = self._in_flight.popleft()
+        self._answered.extend(flight.future.result())   # the sender's failure stops the run
+
+    def _write_answers(self) -> None:
+        """Write down every answer kept so far (in the caller's transaction, if any)."""
+        answered, self._answered = self._answered, []
+        with self.store.db.transaction():
+            for items, answers in answered:
+                if answers is None:
+                    self.ledger.set_aside(items, "item_too_large",
+                                          "This item is larger than the controller accepts.")
+                    self._counts[Outcome.REJECTED] += 1
+                    continue
+                self.ledger.apply_answers(items, answers)
+                self._batches += 1
+                for answer in answers:
+                    self._counts[Outcome(answer.status.value)] += 1
+
+    def _keep_answers(self) -> None:
+        """When the run stops early: write down the answers already received, if possible."""
+        try:
+            self._write_answers()
+        except Exception as exc:  # noqa: BLE001 - the run's own failure is what gets reported
+            # Not written means still pending: they are sent again next run and answered
+            # "duplicate". Nothing is lost and nothing is stored twice.
+            log.warning("answers received before the run stopped were not written (%s)",
+                        type(exc).__name__)
+
+    def _settle_all(self) -> None:
+        """Wait for every batch in flight and write down all their answers."""
+        while self._in_flight:
+            self._reap()
+        self._write_answers()
+
+    def _settle_for(self, participant_id: str) -> None:
+        """Finish the batches in flight that carry items about ``participant_id``."""
+        if any(participant_id in flight.participants for flight in self._in_flight) or any(
+            item.participant_id == participant_id for items, _ in self._answered for item in items
+        ):
+            self._settle_all()
+
+    def _send_plans(self, plans: Sequence[SourcePlan], projected_before: int = 0) -> None:
         for plan in plans:
             for held in plan.held:
                 self._held[held.reason.value] += 1
                 self._counts[Outcome.HELD_BACK] += 1
-        items = self.ledger.prepare(plans)
+        while self._in_flight and self._in_flight[0].future.done():
+            self._reap()
+        in_flight = [key for flight in self._in_flight for key in flight.keys]
+        with self.store.db.transaction():
+            self._write_answers()
+            items = self.ledger.prepare(plans, in_flight=in_flight, projected_before=projected_before)
         batch: list[PlannedItem] = []
         encoded: list[bytes] = []
         size = 0
         for item in items:
-            body = json.dumps(item.wire(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            body = _ITEM_ENCODER.encode(item.wire()).encode("utf-8")
             if len(body) > self._max_bytes:
                 self.ledger.set_aside([item], "item_too_large",
                                       "This item is larger than the controller accepts in one batch.")
                 self._counts[Outcome.REJECTED] += 1
                 continue
             if batch and (len(batch) >= self._max_items or size + len(body) + 1 > self._max_bytes):
-                self._post(batch, encoded)
+                self._submit(batch, encoded)
                 batch, encoded, size = [], [], 0
             batch.append(item)
             encoded.append(body)
             size += len(body) + 1
         if batch:
-            self._post(batch, encoded)
+            self._submit(batch, encoded)
+
+    def _submit(self, items: list[PlannedItem], encoded: list[bytes]) -> None:
+        while len(self._in_flight) >= _MAX_IN_FLIGHT:
+            self._reap()
+        self._in_flight.append(_InFlight(
+            self._sender.submit(self._deliver, items, encoded),
+            frozenset(i.key for i in items), frozenset(i.participant_id for i in items)))
+
+    def _deliver(self, items: list[PlannedItem], encoded: list[bytes]) -> list[_Answered]:
+        """In the sender thread: post one batch; its answers (checked) or, for an item the
+        controller finds too large on its own, None. Touches nothing in the store."""
+        if self._stopping:   # an earlier batch failed: the run is stopping, send nothing more
+            return []
+        try:
+            return self._post(items, encoded)
+        except BaseException:
+            self._stopping = True
+            raise
 
     def batch_body(self, batch_id: str, encoded: Sequence[bytes]) -> bytes:
         """The gzip-compressed JSON body of one push (``PushBatch``)."""
         raw = b'{"batch_id":"' + batch_id.encode("ascii") + b'","items":[' + b",".join(encoded) + b"]}"
         return gzip.compress(raw, compresslevel=self.config.gzip_level, mtime=0)
 
-    def _post(self, items: list[PlannedItem], encoded: list[bytes]) -> None:
+    def _post(self, items: list[PlannedItem], encoded: list[bytes]) -> list[_Answered]:
+        """Post one batch, split in two while the controller finds it too large."""
         batch_id = self._new_id()
         try:
             data = self.client.post_json("/v1/push", self.batch_body(batch_id, encoded), gzip_body=True)
         except PayloadTooLarge:
             if len(items) == 1:
-                self.ledger.set_aside(items, "item_too_large",
-                                      "This item is larger than the controller accepts.")
-                self._counts[Outcome.REJECTED] += 1
-                return
+                return [(items, None)]
             half = len(items) // 2
             self._max_items = max(1, half)
-            self._post(items[:half], encoded[:half])
-            self._post(items[half:], encoded[half:])
-            return
-        answers = parse_push_response(data, batch_id, [i.key for i in items])
-        self.ledger.apply_answers(items, answers)
-        self._batches += 1
-        for answer in answers:
-            self._counts[Outcome(answer.status.value)] += 1
+            return self._post(items[:half], encoded[:half]) + self._post(items[half:], encoded[half:])
+        return [(items, parse_push_response(data, batch_id, [i.key for i in items]))]
 
     # -- PULLING_REFERRALS ------------------------------------------------------------
 

@@ -15,9 +15,10 @@ and the controller answers ``duplicate``, which counts as delivered.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -33,6 +34,49 @@ from .wire import ItemAnswer, ItemStatus
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_names_json(names: tuple[str, ...]) -> str:
+    """The sent log's ``fields`` column: a JSON list of field names (never values)."""
+    return json.dumps(list(names))
+
+
+#: ``x IN`` this: the values of one JSON list parameter. One statement text whatever the
+#: number of values, so SQLite prepares it once (per-length ``IN (?,?,...)`` texts would
+#: crowd the connection's statement cache and be prepared again and again).
+_JSON_LIST = "(SELECT value FROM json_each(?))"
+
+_HOLD_SQL = (
+    "INSERT INTO sync_item (idempotency_key, outbox_seq, one_off_seq, record_type,"
+    " record_id, version, participant_id, recipient, op, status, reason, updated_at)"
+    " VALUES (?,?,?,?,?,?,?,?,'upsert','held_back',?,?)"
+    " ON CONFLICT(idempotency_key) DO UPDATE SET status = 'held_back',"
+    " reason = excluded.reason, message = '', updated_at = excluded.updated_at"
+    " WHERE sync_item.status IN ('pending', 'held_back')"
+)
+
+_PENDING_SQL = (
+    "INSERT INTO sync_item (idempotency_key, outbox_seq, one_off_seq, record_type,"
+    " record_id, version, participant_id, recipient, op, status, updated_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,'pending',?)"
+    " ON CONFLICT(idempotency_key) DO UPDATE SET status = 'pending', reason = '',"
+    " message = '', op = excluded.op, outbox_seq = excluded.outbox_seq,"
+    " one_off_seq = excluded.one_off_seq, updated_at = excluded.updated_at"
+    " WHERE sync_item.status IN ('pending', 'held_back')"
+)
+
+_SENT_LOG_SQL = (
+    "INSERT INTO sent_log (idempotency_key, participant_id, recipient, record_type, record_id,"
+    " version, op, programme, strand, fields, article_6, article_9, one_off_reason, sent_at,"
+    " controller_status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(idempotency_key) DO NOTHING"
+)
+
+_ITEM_STATUS_SQL = (
+    "UPDATE sync_item SET status = ?, reason = ?, message = ?, attempts = attempts + 1,"
+    " updated_at = ? WHERE idempotency_key = ?"
+)
 
 
 @dataclass(frozen=True)
@@ -83,48 +127,117 @@ class Ledger:
 
     # -- before sending ---------------------------------------------------------------
 
-    def prepare(self, plans: Sequence[SourcePlan]) -> list[PlannedItem]:
-        """Record the plans; returns the items still to send (not already answered)."""
-        to_send: list[PlannedItem] = []
+    def prepare(self, plans: Sequence[SourcePlan], *, in_flight: Collection[str] = (),
+                projected_before: int = 0) -> list[PlannedItem]:
+        """Record the plans; returns the items still to send (not already answered).
+
+        For an engine that keeps sending while it projects: ``in_flight`` are keys of
+        items sent whose answers are not written yet, and ``projected_before`` an outbox
+        seq below which every pending row was already projected in this run. Both make
+        this call decide as it would if every answer had already been written: an item in
+        flight counts as answered (left alone, not sent again), and a pending row already
+        projected does not count as one still to carry a record's current version.
+        """
         now = _now()
+        skip = frozenset(in_flight)
         with self.db.transaction() as conn:
-            for plan in plans:
-                for held in plan.held:
-                    conn.execute(
-                        "INSERT INTO sync_item (idempotency_key, outbox_seq, one_off_seq, record_type,"
-                        " record_id, version, participant_id, recipient, op, status, reason, updated_at)"
-                        " VALUES (?,?,?,?,?,?,?,?,'upsert','held_back',?,?)"
-                        " ON CONFLICT(idempotency_key) DO UPDATE SET status = 'held_back',"
-                        " reason = excluded.reason, message = '', updated_at = excluded.updated_at"
-                        " WHERE sync_item.status IN ('pending', 'held_back')",
-                        (held.key, plan.outbox_seq, plan.one_off_seq, held.record_type, held.record_id,
-                         held.version, held.participant_id, held.recipient, held.reason.value, now),
-                    )
-                for item in plan.items:
-                    # An item answered in an earlier run (that stopped before its row was
-                    # done) keeps its answer and is not sent again: no row comes back.
-                    fresh = conn.execute(
-                        "INSERT INTO sync_item (idempotency_key, outbox_seq, one_off_seq, record_type,"
-                        " record_id, version, participant_id, recipient, op, status, updated_at)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,'pending',?)"
-                        " ON CONFLICT(idempotency_key) DO UPDATE SET status = 'pending', reason = '',"
-                        " message = '', op = excluded.op, outbox_seq = excluded.outbox_seq,"
-                        " one_off_seq = excluded.one_off_seq, updated_at = excluded.updated_at"
-                        " WHERE sync_item.status IN ('pending', 'held_back') RETURNING 1",
-                        (item.key, plan.outbox_seq, plan.one_off_seq, item.record_type, item.record_id,
-                         item.version, item.participant_id, item.recipient, item.op, now),
-                    ).fetchone()
-                    if fresh is not None:
-                        to_send.append(item)
-                for requeue in plan.requeue:
-                    self._requeue(conn, requeue.participant_id, requeue.reasons, requeue.recipient)
+            keys = [h.key for p in plans for h in p.held] + [i.key for p in plans for i in p.items]
+            if len(set(keys)) == len(keys):
+                to_send = self._prepare_bulk(conn, plans, keys, now, skip, projected_before)
+            else:
+                # The same item twice in one set of plans: apply them one by one, in order,
+                # so the later one decides (rare: the bulk path assumes each key once).
+                to_send = self._prepare_each(conn, plans, now, skip, projected_before)
             self._settle(conn, {p.outbox_seq for p in plans if p.outbox_seq is not None},
                          {p.one_off_seq for p in plans if p.one_off_seq is not None})
         return to_send
 
+    def _prepare_bulk(self, conn: Connection, plans: Sequence[SourcePlan], keys: Sequence[str],
+                      now: str, skip: frozenset[str], projected_before: int) -> list[PlannedItem]:
+        """:meth:`prepare` for plans that name each item once, with one statement per kind.
+
+        Which items are still to send is read up front (inside the transaction, so nothing
+        changes it meanwhile): an item is sent unless it already has a final answer, which is
+        exactly when the row-by-row upsert would have returned no row. The writes for
+        everything before a requeue are flushed before it, since the requeue reads them.
+        """
+        final = self._final_keys(conn, keys)
+        to_send: list[PlannedItem] = []
+        held_rows: list[tuple[Any, ...]] = []
+        item_rows: list[tuple[Any, ...]] = []
+
+        def flush() -> None:
+            if held_rows:
+                conn.executemany(_HOLD_SQL, held_rows)
+                held_rows.clear()
+            if item_rows:
+                conn.executemany(_PENDING_SQL, item_rows)
+                item_rows.clear()
+
+        for plan in plans:
+            for held in plan.held:
+                if held.key in skip:
+                    continue
+                held_rows.append((held.key, plan.outbox_seq, plan.one_off_seq, held.record_type,
+                                  held.record_id, held.version, held.participant_id, held.recipient,
+                                  held.reason.value, now))
+            for item in plan.items:
+                if item.key in skip:
+                    continue
+                item_rows.append((item.key, plan.outbox_seq, plan.one_off_seq, item.record_type,
+                                  item.record_id, item.version, item.participant_id, item.recipient,
+                                  item.op, now))
+                # An item answered in an earlier run (that stopped before its row was
+                # done) keeps its answer and is not sent again.
+                if item.key not in final:
+                    to_send.append(item)
+            if plan.requeue:
+                flush()
+                for requeue in plan.requeue:
+                    self._requeue(conn, requeue.participant_id, requeue.reasons, requeue.recipient,
+                                  projected_before)
+        flush()
+        return to_send
+
+    @staticmethod
+    def _final_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` whose item already has a final answer."""
+        return {r[0] for r in conn.execute(
+            "SELECT idempotency_key FROM sync_item WHERE status NOT IN ('pending', 'held_back')"
+            f" AND idempotency_key IN {_JSON_LIST}", (json.dumps(list(keys)),)).fetchall()}
+
+    def _prepare_each(self, conn: Connection, plans: Sequence[SourcePlan], now: str,
+                      skip: frozenset[str], projected_before: int) -> list[PlannedItem]:
+        to_send: list[PlannedItem] = []
+        for plan in plans:
+            for held in plan.held:
+                if held.key in skip:
+                    continue
+                conn.execute(_HOLD_SQL, (held.key, plan.outbox_seq, plan.one_off_seq, held.record_type,
+                                         held.record_id, held.version, held.participant_id,
+                                         held.recipient, held.reason.value, now))
+            for item in plan.items:
+                if item.key in skip:
+                    continue
+                fresh = conn.execute(
+                    _PENDING_SQL + " RETURNING 1",
+                    (item.key, plan.outbox_seq, plan.one_off_seq, item.record_type, item.record_id,
+                     item.version, item.participant_id, item.recipient, item.op, now),
+                ).fetchone()
+                if fresh is not None:
+                    to_send.append(item)
+            for requeue in plan.requeue:
+                self._requeue(conn, requeue.participant_id, requeue.reasons, requeue.recipient,
+                              projected_before)
+        return to_send
+
     def _requeue(self, conn: Connection, participant_id: str, reasons: Iterable[Any],
-                 recipient: str | None) -> None:
-        """New outbox rows for the current versions of records held back for ``reasons``."""
+                 recipient: str | None, projected_before: int = 0) -> None:
+        """New outbox rows for the current versions of records held back for ``reasons``.
+
+        A pending row for the current version makes a new one unnecessary, unless it was
+        already projected (``seq < projected_before``): its items are decided already.
+        """
         codes = sorted(str(getattr(r, "value", r)) for r in reasons)
         sql = ("SELECT DISTINCT record_type, record_id FROM sync_item WHERE participant_id = ?"
                f" AND status = 'held_back' AND reason IN ({','.join('?' for _ in codes)})")
@@ -141,7 +254,8 @@ class Ledger:
                 continue
             waiting = conn.execute(
                 "SELECT 1 FROM outbox WHERE record_type = ? AND record_id = ? AND version = ?"
-                " AND state = 'pending'", (record_type, record_id, current[0])).fetchone()
+                " AND state = 'pending' AND seq >= ?",
+                (record_type, record_id, current[0], projected_before)).fetchone()
             if waiting is None:
                 conn.execute(
                     "INSERT INTO outbox (record_type, record_id, version, participant_id, op, created_at)"
@@ -151,72 +265,110 @@ class Ledger:
 
     def apply_answers(self, items: Sequence[PlannedItem], answers: Sequence[ItemAnswer]) -> None:
         """Apply one batch's answers (already checked against ``items``) in one transaction."""
-        now = _now()
+        if len(items) != len(answers):
+            raise ValueError("one answer per item is needed")
         with self.db.transaction() as conn:
-            for item, answer in zip(items, answers, strict=True):
-                self._apply_one(conn, item, answer.status.value, answer.code, answer.reason, now)
+            self._apply_many(conn, [(item, answer.status.value, answer.code, answer.reason)
+                                    for item, answer in zip(items, answers, strict=True)])
             self._settle(conn, {i.outbox_seq for i in items if i.outbox_seq is not None},
                          {i.one_off_seq for i in items if i.one_off_seq is not None})
 
     def set_aside(self, items: Sequence[PlannedItem], code: str, reason: str) -> None:
         """Quarantine items without sending them (e.g. one item larger than any batch)."""
-        now = _now()
         with self.db.transaction() as conn:
-            for item in items:
-                self._apply_one(conn, item, "rejected", code, reason, now)
+            self._apply_many(conn, [(item, "rejected", code, reason) for item in items])
             self._settle(conn, {i.outbox_seq for i in items if i.outbox_seq is not None},
                          {i.one_off_seq for i in items if i.one_off_seq is not None})
 
-    def _apply_one(self, conn: Connection, item: PlannedItem, status: str, code: str, reason: str,
-                   now: str) -> None:
+    def _apply_many(self, conn: Connection, answered: Sequence[tuple[PlannedItem, str, str, str]]) -> None:
+        """Write the answers, in order, as :meth:`_apply_one` would one by one.
+
+        The item status updates and the sent log lines touch nothing the other statements
+        read, so they go in two ``executemany`` calls after the loop. Quarantine lines and the resolving of
+        earlier refusals depend on each other and on order, so they run in order; and the
+        resolving runs only for a record and recipient that has an open refusal (read up
+        front, and kept up to date as this batch adds its own).
+        """
+        now = _now()
+        open_refusals = self._open_refusals(conn, {item.record_id for item, *_ in answered})
+        status_rows: list[tuple[Any, ...]] = []
+        sent_rows: list[tuple[Any, ...]] = []
+        for item, status, code, reason in answered:
+            status_rows.append((status, code, reason if status != "accepted" else "", now, item.key))
+            if status in (ItemStatus.ACCEPTED, ItemStatus.DUPLICATE):
+                sent_rows.append((item.key, item.participant_id, item.recipient, item.record_type,
+                                  item.record_id, item.version, item.op, item.programme, item.strand,
+                                  _field_names_json(item.field_names), item.article_6, item.article_9,
+                                  item.one_off_reason, now, status))
+                target = (item.record_id, item.recipient)
+                versions = open_refusals.get(target)
+                if versions and min(versions) < item.version:
+                    self._resolve_refusals(conn, item, now)
+                    open_refusals[target] = {v for v in versions if v >= item.version}
+            elif status == ItemStatus.REJECTED:
+                self._quarantine(conn, item, code, reason, now)
+                open_refusals.setdefault((item.record_id, item.recipient), set()).add(item.version)
+        conn.executemany(_ITEM_STATUS_SQL, status_rows)
+        if sent_rows:
+            conn.executemany(_SENT_LOG_SQL, sent_rows)
+
+    @staticmethod
+    def _open_refusals(conn: Connection, record_ids: set[str]) -> dict[tuple[str, str], set[int]]:
+        """Versions refused and not yet resolved, by (record id, recipient), for ``record_ids``."""
+        found: dict[tuple[str, str], set[int]] = {}
+        if not conn.execute("SELECT 1 FROM quarantine WHERE resolved_at IS NULL LIMIT 1").fetchone():
+            return found
+        for record_id, recipient, version in conn.execute(
+            "SELECT record_id, recipient, version FROM quarantine WHERE resolved_at IS NULL"
+            f" AND record_id IN {_JSON_LIST}", (json.dumps(sorted(record_ids)),)).fetchall():
+            found.setdefault((record_id, recipient), set()).add(int(version))
+        return found
+
+    @staticmethod
+    def _resolve_refusals(conn: Connection, item: PlannedItem, now: str) -> None:
+        # A newer version got through: earlier refusals of this record are resolved.
+        resolved = conn.execute(
+            "UPDATE quarantine SET resolved_at = ? WHERE record_id = ? AND recipient = ?"
+            " AND version < ? AND resolved_at IS NULL",
+            (now, item.record_id, item.recipient, item.version),
+        ).rowcount
+        if resolved:
+            conn.execute(
+                "UPDATE outbox SET state = 'done' WHERE state = 'quarantined' AND record_id = ?"
+                " AND version < ? AND NOT EXISTS (SELECT 1 FROM sync_item s JOIN quarantine q"
+                " ON q.idempotency_key = s.idempotency_key WHERE s.outbox_seq = outbox.seq"
+                " AND q.resolved_at IS NULL)",
+                (item.record_id, item.version),
+            )
+
+    @staticmethod
+    def _quarantine(conn: Connection, item: PlannedItem, code: str, reason: str, now: str) -> None:
         conn.execute(
-            "UPDATE sync_item SET status = ?, reason = ?, message = ?, attempts = attempts + 1,"
-            " updated_at = ? WHERE idempotency_key = ?",
-            (status, code, reason if status != "accepted" else "", now, item.key),
+            "INSERT INTO quarantine (idempotency_key, record_type, record_id, version, participant_id,"
+            " recipient, code, reason, quarantined_at) VALUES (?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(idempotency_key) DO UPDATE SET code = excluded.code,"
+            " reason = excluded.reason, resolved_at = NULL",
+            (item.key, item.record_type, item.record_id, item.version, item.participant_id,
+             item.recipient, code or "rejected", reason, now),
         )
-        if status in (ItemStatus.ACCEPTED, ItemStatus.DUPLICATE):
-            conn.execute(
-                "INSERT INTO sent_log (idempotency_key, participant_id, recipient, record_type, record_id,"
-                " version, op, programme, strand, fields, article_6, article_9, one_off_reason, sent_at,"
-                " controller_status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(idempotency_key) DO NOTHING",
-                (item.key, item.participant_id, item.recipient, item.record_type, item.record_id,
-                 item.version, item.op, item.programme, item.strand, json.dumps(list(item.field_names)),
-                 item.article_6, item.article_9, item.one_off_reason, now, status),
-            )
-            # A newer version got through: earlier refusals of this record are resolved.
-            resolved = conn.execute(
-                "UPDATE quarantine SET resolved_at = ? WHERE record_id = ? AND recipient = ?"
-                " AND version < ? AND resolved_at IS NULL",
-                (now, item.record_id, item.recipient, item.version),
-            ).rowcount
-            if resolved:
-                conn.execute(
-                    "UPDATE outbox SET state = 'done' WHERE state = 'quarantined' AND record_id = ?"
-                    " AND version < ? AND NOT EXISTS (SELECT 1 FROM sync_item s JOIN quarantine q"
-                    " ON q.idempotency_key = s.idempotency_key WHERE s.outbox_seq = outbox.seq"
-                    " AND q.resolved_at IS NULL)",
-                    (item.record_id, item.version),
-                )
-        elif status == ItemStatus.REJECTED:
-            conn.execute(
-                "INSERT INTO quarantine (idempotency_key, record_type, record_id, version, participant_id,"
-                " recipient, code, reason, quarantined_at) VALUES (?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(idempotency_key) DO UPDATE SET code = excluded.code,"
-                " reason = excluded.reason, resolved_at = NULL",
-                (item.key, item.record_type, item.record_id, item.version, item.participant_id,
-                 item.recipient, code or "rejected", reason, now),
-            )
 
     def _settle(self, conn: Connection, outbox_seqs: set[int], one_off_seqs: set[int]) -> None:
         """Close each source whose items all have final answers."""
-        for seq in sorted(outbox_seqs):
-            statuses = [r[0] for r in conn.execute(
-                "SELECT status FROM sync_item WHERE outbox_seq = ?", (seq,)).fetchall()]
-            if "pending" in statuses:
+        seqs = sorted(outbox_seqs)
+        statuses: dict[int, set[str]] = {}
+        if seqs:
+            for seq, status in conn.execute(
+                f"SELECT outbox_seq, status FROM sync_item WHERE outbox_seq IN {_JSON_LIST}",
+                (json.dumps(seqs),)).fetchall():
+                statuses.setdefault(int(seq), set()).add(status)
+        closing: list[tuple[str, int]] = []
+        for seq in seqs:
+            seen = statuses.get(seq, set())
+            if "pending" in seen:
                 continue
-            state = "quarantined" if "rejected" in statuses else "done"
-            conn.execute("UPDATE outbox SET state = ? WHERE seq = ? AND state = 'pending'", (state, seq))
+            closing.append(("quarantined" if "rejected" in seen else "done", seq))
+        if closing:
+            conn.executemany("UPDATE outbox SET state = ? WHERE seq = ? AND state = 'pending'", closing)
         for seq in sorted(one_off_seqs):
             pending = conn.execute(
                 "SELECT 1 FROM sync_item WHERE one_off_seq = ? AND status = 'pending'", (seq,)).fetchone()
