@@ -29,7 +29,8 @@ from keyworker_app.forms import (
 TODAY = date(2024, 6, 15)
 SHIPPED = {
     "registration", "referral", "initial_assessment", "barriers_to_work", "progress_review",
-    "action_plan", "exit", "esf_participant", "consent",
+    "action_plan", "exit", "esf_participant", "consent", "household_member", "job_start",
+    "sustainment",
 }
 
 

@@ -24,7 +24,8 @@ from keyworker_app.sharing import load_sharing_profiles
 
 SEED_PROGRAMMES = {"working_well", "working_well_ses", "early_help", "working_well_whp", "workwell"}
 FORM_IDS = {"registration", "referral", "initial_assessment", "barriers_to_work", "progress_review",
-            "action_plan", "exit", "esf_participant", "consent"}
+            "action_plan", "exit", "esf_participant", "consent", "household_member", "job_start",
+            "sustainment"}
 
 
 def test_every_seed_programme_has_a_pack_that_loads() -> None:

@@ -6,9 +6,14 @@ acknowledged, remote delivery and whether a signature is still owed). When the p
 has signed, the completed form is rendered to a PDF in memory and kept in the store as an
 :class:`~keyworker_app.records.Attachment`; the EsfForm records the PDF's id and SHA-256.
 
+A form marked signed that has no PDF (one signed on paper, or synthetic demo data) offers
+"Make the PDF": the PDF is rendered from the stored form and its signature image, if the
+app holds one, and kept in the same way.
+
 Dumb widget: ``render(EsfState)`` in; ``sig_save(list)`` (attachments first, then the
-EsfForm), the same with the draft to discard once saved (``sig_save_form(list, key)``),
-``sig_save_draft`` and ``sig_discard_draft`` out.
+EsfForm) for every save, and at the same moment ``sig_save_form(list, key)`` with the draft
+to discard once saved (``""`` when there is none, as for a PDF made later): connect one of
+the two. ``sig_save_draft`` and ``sig_discard_draft`` out.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from datetime import date
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QGroupBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from keyworker_app.forms import FieldType, FormDefinition, load_form
 from keyworker_app.programmes import Programme
@@ -37,8 +43,12 @@ _SIGNATURE_IMAGE = "signature.png"
 
 
 def signatures_owed(esf_forms: Iterable[EsfForm]) -> list[EsfForm]:
-    """ESF forms whose participant has not signed yet (remote delivery or unfinished), oldest first."""
-    owed = [f for f in esf_forms if f.signature_owed or not f.signature_attachment_id]
+    """ESF forms whose participant has not signed yet (remote delivery or unfinished), oldest first.
+
+    A form marked signed on a date with no signature image here (signed on paper) is not owed.
+    """
+    owed = [f for f in esf_forms
+            if f.signature_owed or not (f.signature_attachment_id or f.signed_on)]
     return sorted(owed, key=lambda f: f.created_at)
 
 
@@ -105,16 +115,30 @@ def esf_document(esf: EsfForm, participant: Participant, programme_name: str,
                          f"<td>{html.escape(display_answer(question, answers[question.id]))}</td></tr>")
         parts.append("</table>")
     parts.append("<h2>Signature</h2>")
-    if signature_png:
+    signed = esf.signed_on.strftime("%d %B %Y") if esf.signed_on else "date not recorded"
+    # An image Qt cannot decode would blank the whole page of the PDF: leave it out, and say so.
+    readable = signature_png is not None and not QImage.fromData(signature_png).isNull()
+    if readable:
         parts.append(f"<p><img src='{_SIGNATURE_IMAGE}' width='300'></p>")
-        signed = esf.signed_on.strftime("%d %B %Y") if esf.signed_on else "date not recorded"
         parts.append(f"<p>Signed by the participant on {html.escape(signed)}.</p>")
+    elif signature_png:
+        parts.append(f"<p>Signed by the participant on {html.escape(signed)}. The signature image held in "
+                     "the Keyworker app could not be read, so it is not shown here.</p>")
+    elif not esf.signature_owed and esf.signed_on is not None:
+        parts.append(f"<p>Signed by the participant on {html.escape(signed)}. The signature itself is "
+                     "not held in the Keyworker app (for example, the form was signed on paper).</p>")
     else:
         parts.append("<p>Not signed yet: support is remote and the signature is owed.</p>")
     parts.append(f"<p><small>Made on {made_on.strftime('%d %B %Y')} by the Keyworker app.</small></p>")
-    images = {_SIGNATURE_IMAGE: signature_png} if signature_png else {}
+    images = {_SIGNATURE_IMAGE: signature_png} if readable and signature_png else {}
     return PrintableDocument(title=f"{form.title}: {participant.participant_ref or participant.id}",
                              html="\n".join(parts), images=images)
+
+
+def is_signed_without_pdf(esf: EsfForm | None) -> bool:
+    """Whether the form is marked signed, with a date, but no PDF of it was ever made."""
+    return (esf is not None and not esf.signature_owed and esf.signed_on is not None
+            and not esf.pdf_attachment_id)
 
 
 def pdf_attachment(pdf: bytes, participant_id: str) -> Attachment:
@@ -158,8 +182,13 @@ class EsfView(QWidget):
         self.form.sig_discard_draft.connect(self.sig_discard_draft)
         self.pdf_box = QGroupBox("Signed form (PDF)", self)
         self.viewer = PdfViewer(self.pdf_box)
+        self.make_pdf_button = QPushButton("Make the PDF", self.pdf_box)
+        self.make_pdf_button.setAccessibleName("Make the PDF of the signed ESF form")
+        self.make_pdf_button.clicked.connect(lambda _=False: self.make_pdf())
+        self.make_pdf_button.hide()
         box_layout = QVBoxLayout(self.pdf_box)
         box_layout.addWidget(self.viewer)
+        box_layout.addWidget(self.make_pdf_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.status)
@@ -203,15 +232,44 @@ class EsfView(QWidget):
         pdf = state.attachments.get(esf.pdf_attachment_id) if esf and esf.pdf_attachment_id else None
         # Until there is a signed PDF the form gets all the room; the box says why it is empty.
         self._layout.setStretchFactor(self.pdf_box, 2 if pdf is not None else 0)
+        can_make = is_signed_without_pdf(esf)
+        self.make_pdf_button.setVisible(can_make)
+        self.make_pdf_button.setEnabled(can_make)
         if esf is None or pdf is None:
             self.viewer.clear()
-            self.viewer.message.setText("No PDF yet: it is made when the participant signs the form.")
+            if can_make:
+                self.viewer.message.setText(
+                    "This form is marked as signed, but there is no PDF of it (for example, it was "
+                    "signed on paper). Make the PDF to view and print it.")
+            elif esf is not None and esf.pdf_attachment_id:
+                self.viewer.message.setText("The signed PDF is not held on this laptop.")
+            else:
+                self.viewer.message.setText("No PDF yet: it is made when the participant signs the form.")
             self.viewer.scroll.setVisible(False)
             self.viewer.print_button.setVisible(False)
             return
         self.viewer.scroll.setVisible(True)
         self.viewer.print_button.setVisible(True)
         self.viewer.show_pdf(pdf.content, esf.pdf_sha256)
+
+    def make_pdf(self) -> bool:
+        """Render the PDF of a form marked signed that has none, and emit it with the
+        updated EsfForm. True when emitted."""
+        state = self._state
+        esf = state.esf_form if state is not None else None
+        if state is None or esf is None or not is_signed_without_pdf(esf):
+            return False
+        signature = state.attachments.get(esf.signature_attachment_id) if esf.signature_attachment_id else None
+        document = esf_document(esf, state.participant, state.programme.name,
+                                signature.content if signature else None, state.today,
+                                self.form_definition)
+        attachment = pdf_attachment(render_pdf(document), state.participant.id)
+        records: list[Record] = [
+            attachment, esf.replace(pdf_attachment_id=attachment.id, pdf_sha256=attachment.sha256)]
+        self.make_pdf_button.setEnabled(False)  # until the save renders the form again
+        self.sig_save.emit(records)
+        self.sig_save_form.emit(records, "")
+        return True
 
     def _records(self, submission: Submission) -> list[Record]:
         state = self._state

@@ -94,9 +94,14 @@ from ui.form_view import (
 
 R = TypeVar("R", bound=Record)
 
+HOUSEHOLD_FORM_ID = "household_member"
+JOB_START_FORM_ID = "job_start"
+SUSTAINMENT_FORM_ID = "sustainment"
+
 #: Forms with a section of their own; every other form the programme uses is an assessment.
 _OWN_SECTION_FORMS = frozenset({"registration", "referral", "barriers_to_work", "action_plan",
-                                "exit", ESF_FORM_ID, "consent"})
+                                "exit", ESF_FORM_ID, "consent", HOUSEHOLD_FORM_ID, JOB_START_FORM_ID,
+                                SUSTAINMENT_FORM_ID})
 
 
 @dataclass(frozen=True)
@@ -501,6 +506,9 @@ class ParticipantRecordView(QWidget):
         elif form_id == "action_plan" and isinstance(target, ActionPlan):
             targets["action_plan"] = target
             target_id = target.id
+        elif form_id == HOUSEHOLD_FORM_ID and isinstance(target, HouseholdMember):
+            targets["household_member"] = target
+            target_id = target.id
         elif form_id == "registration":
             target_id = participant.id
         if form_id == "barriers_to_work":
@@ -510,6 +518,11 @@ class ParticipantRecordView(QWidget):
             build = lambda s: _action_plan_records(s, targets.get("action_plan"), state.today)  # noqa: E731
         elif form_id == "exit":
             build = lambda s: _exit_records(s, participant, state.today)  # noqa: E731
+        elif form_id == JOB_START_FORM_ID:
+            build = lambda s: _job_start_records(s, state.today, state.keyworker_id)  # noqa: E731
+        elif form_id == SUSTAINMENT_FORM_ID:
+            outcomes = state.records(Outcome)
+            build = lambda s: _sustainment_records(s, outcomes, state.today, state.keyworker_id)  # noqa: E731
         initial = answers_from_targets(form, targets)
         if isinstance(target, ActionPlan):
             initial.update(_action_plan_answers(target))
@@ -567,11 +580,37 @@ class ParticipantRecordView(QWidget):
 
     def _build_household(self) -> None:
         page = _Page("Household")
+        page.body.addWidget(QLabel("The people in the participant's household, children too.", page))
         self.household_table = _RecordTable(
             "Family members", ["Name", "Relationship", "Date of birth", "Education"], "household_member", parent=page)
         self.household_table.sig_delete.connect(self.sig_delete)
+        buttons = QHBoxLayout()
+        self.add_member_button = _button("Add a family member…", "Add a family member", page,
+                                         lambda: self.open_form(HOUSEHOLD_FORM_ID))
+        self.edit_member_button = _button("Change the selected family member…",
+                                          "Change the selected family member's details", page,
+                                          self._edit_member)
+        buttons.addWidget(self.add_member_button)
+        buttons.addWidget(self.edit_member_button)
+        buttons.addStretch(1)
+        self.household_problem = QLabel(page)
+        self.household_problem.setStyleSheet("color: #d4351c; font-weight: bold;")
+        self.household_problem.hide()
+        page.body.addLayout(buttons)
+        page.body.addWidget(self.household_problem)
         page.body.addWidget(self.household_table, 1)
         self._add_page("household", page)
+
+    def _edit_member(self) -> None:
+        state = self._state
+        record_id = self.household_table.selected_id()
+        member = next((m for m in state.records(HouseholdMember) if m.id == record_id), None) if state else None
+        if member is None:
+            self.household_problem.setText("Choose a family member in the table first.")
+            self.household_problem.show()
+            return
+        self.household_problem.hide()
+        self.open_form(HOUSEHOLD_FORM_ID, member)
 
     def _build_referral(self) -> None:
         page = _Page("Referral")
@@ -685,9 +724,18 @@ class ParticipantRecordView(QWidget):
         self.outcomes_table = _RecordTable(
             "Outcomes", ["What", "Date", "Employer", "Job title", "Hours a week", "Left"], "outcome", parent=page)
         self.outcomes_table.sig_delete.connect(self.sig_delete)
+        buttons = QHBoxLayout()
+        self.job_start_button = _button("Record a job start…", "Record a job start", page,
+                                        lambda: self.open_form(JOB_START_FORM_ID))
+        self.sustainment_button = _button("Record a sustainment point…", "Record a sustainment point", page,
+                                          lambda: self.open_form(SUSTAINMENT_FORM_ID))
+        self.exit_button = _button("Record leaving the programme…", "Record leaving the programme", page,
+                                   lambda: self.open_form("exit"))
+        for button in (self.job_start_button, self.sustainment_button, self.exit_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        page.body.addLayout(buttons)
         page.body.addWidget(self.outcomes_table, 1)
-        page.body.addWidget(_button("Record leaving the programme…", "Record leaving the programme", page,
-                                    lambda: self.open_form("exit")), 0, Qt.AlignmentFlag.AlignLeft)
         self._add_page("outcomes", page)
 
     def _build_sharing(self) -> None:
@@ -714,6 +762,12 @@ class ParticipantRecordView(QWidget):
         self.title.setText(f"{participant.display_name} ({participant.participant_ref or 'no reference yet'})")
         self.setAccessibleName(f"Record of {participant.display_name}")
         self._items["household"].setHidden(not programme.records_household_members)
+        # Adding and changing go through forms; a pack offers only the forms it lists.
+        for button, form_id in ((self.add_member_button, HOUSEHOLD_FORM_ID),
+                                (self.edit_member_button, HOUSEHOLD_FORM_ID),
+                                (self.job_start_button, JOB_START_FORM_ID),
+                                (self.sustainment_button, SUSTAINMENT_FORM_ID)):
+            button.setHidden(not programme.uses_form(form_id))
         self._items["esf"].setHidden(not programme.esf_funded or not programme.uses_form(ESF_FORM_ID))
         kinds = [_code_label("action_plan_kind", k) for k in programme.action_plan_kinds]
         plan_title = " / ".join(kinds) if kinds else "Action plan"
@@ -783,6 +837,8 @@ class ParticipantRecordView(QWidget):
         target_id = draft.key.rsplit(":", 1)[-1]
         if draft.form_id == "action_plan":
             target = next((a for a in state.records(ActionPlan) if a.id == target_id), None)
+        elif draft.form_id == HOUSEHOLD_FORM_ID:
+            target = next((m for m in state.records(HouseholdMember) if m.id == target_id), None)
         self.open_form(draft.form_id, target)
 
     def _render_household(self, state: RecordState) -> None:
@@ -982,6 +1038,37 @@ def _action_plan_records(submission: Submission, existing: Record | None, today:
     targets = {} if existing is None else {"action_plan": existing}
     records = records_from_submission(trimmed, targets, today)
     return [r.replace(steps=tuple(steps)) if isinstance(r, ActionPlan) else r for r in records]
+
+
+def _job_start_records(submission: Submission, today: date, assessor: str) -> list[Record]:
+    """A job start Outcome from the job start form."""
+    records = records_from_submission(submission, {}, today, assessor)
+    return [r.replace(kind=OutcomeKind.JOB_START) if isinstance(r, Outcome) else r for r in records]
+
+
+def _sustainment_records(submission: Submission, outcomes: Sequence[Outcome], today: date,
+                         assessor: str) -> list[Record]:
+    """A sustainment point: an Outcome when they are still in work (with the employer and job
+    of their latest job start), and the check itself (still in work, notes) as an assessment.
+
+    A check that finds them out of work is kept, but is not a sustainment outcome.
+    """
+    still_in_work = submission.answers.get("still_in_work") is True
+    out: list[Record] = []
+    for record in records_from_submission(submission, {}, today, assessor):
+        if isinstance(record, Outcome):
+            if not still_in_work:
+                continue
+            day = record.outcome_on
+            starts = [o for o in outcomes if o.kind is OutcomeKind.JOB_START
+                      and (day is None or o.outcome_on is None or o.outcome_on <= day)]
+            starts.sort(key=lambda o: (o.outcome_on or date.min, o.created_at))
+            job = starts[-1] if starts else None
+            record = record.replace(kind=OutcomeKind.SUSTAINMENT,
+                                    employer=job.employer if job else "",
+                                    job_title=job.job_title if job else "")
+        out.append(record)
+    return out
 
 
 def _exit_records(submission: Submission, participant: Participant, today: date) -> list[Record]:

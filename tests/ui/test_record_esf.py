@@ -5,17 +5,18 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice
-from PySide6.QtGui import QPdfWriter
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt
+from PySide6.QtGui import QImage, QPdfWriter
 from PySide6.QtPrintSupport import QPrintDialog
 
 from keyworker_app.programmes import load_programme
 from keyworker_app.records import Attachment, EsfForm
 from record_support import (  # noqa: F401
-    KEYWORKER, PROGRAMME, TODAY, draw_stroke, record_store, save_all, synthetic_participant,
+    KEYWORKER, PROGRAMME, TODAY, draw_stroke, record_state, record_store, save_all, synthetic_participant,
 )
 from ui.esf import EsfState, EsfView, signatures_owed
 from ui.pdf import print_pdf
+from ui.record import ParticipantRecordView
 
 
 def _esf_view(qtbot, store):
@@ -164,3 +165,110 @@ def test_signatures_owed_lists_only_unsigned_forms() -> None:
     remote = EsfForm(participant_id="b", remote_delivery=True)
     unfinished = EsfForm(participant_id="c")
     assert signatures_owed([signed, remote, unfinished]) == [remote, unfinished]
+
+
+# --- A form marked signed that has no PDF (signed on paper, or synthetic demo data) -----------
+
+# A PNG header whose image data fails its checksum: Qt cannot decode it.
+_UNREADABLE_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d4944415478da63f8cfc0f01f0005000201a0a5b1f40000000049454e44ae426082")
+
+
+def _png() -> bytes:
+    image = QImage(120, 40, QImage.Format.Format_ARGB32)
+    image.fill(0xFFFFFFFF)
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")
+    return bytes(data.data())
+
+
+def _signed_without_pdf(store, with_signature: bool, png: bytes | None = None):
+    """A participant whose ESF form is marked signed on 2 May 2025 but has no PDF."""
+    participant = store.save(synthetic_participant())
+    signature_id = ""
+    if with_signature:
+        png = png if png is not None else _png()
+        signature = store.save(Attachment(participant_id=participant.id, name="signature.png",
+                                          media_type="image/png", sha256=hashlib.sha256(png).hexdigest(),
+                                          content=png, purpose="esf_signature"))
+        signature_id = signature.id
+    store.save(EsfForm(participant_id=participant.id, answers={"joined_on": "2025-05-01", "age_at_start": 40},
+                       leaflet_acknowledged=True, signature_owed=False, signed_on=date(2025, 5, 2),
+                       signature_attachment_id=signature_id))
+    return participant
+
+
+def _render_esf(view, store, participant) -> None:
+    records = store.participant_file(participant.id, audit_view=False).records
+    view.render(EsfState(participant, load_programme(PROGRAMME), TODAY, records["esf_form"][-1],
+                         {a.id: a for a in records.get("attachment", [])}, None, KEYWORKER))
+
+
+def test_make_the_pdf_of_a_signed_form_that_has_none(qtbot, record_store) -> None:
+    participant = _signed_without_pdf(record_store, with_signature=True)
+    view = EsfView()
+    qtbot.addWidget(view)
+    view.resize(1000, 1400)
+    view.show()
+    view.sig_save.connect(lambda records: (save_all(record_store, records), _render_esf(view, record_store, participant)))
+    _render_esf(view, record_store, participant)
+    assert view.status.text() == "Signed on 02 May 2025."
+    assert "No PDF yet" not in view.viewer.message.text()
+    assert "no PDF of it" in view.viewer.message.text()
+    assert view.make_pdf_button.isVisible() and view.make_pdf_button.accessibleName()
+    assert signatures_owed(record_store.participant_file(participant.id, audit_view=False).records["esf_form"]) == []
+
+    with qtbot.waitSignal(view.sig_save) as saved:
+        qtbot.mouseClick(view.make_pdf_button, Qt.MouseButton.LeftButton)
+    pdf, esf = saved.args[0]
+    assert isinstance(pdf, Attachment) and pdf.media_type == "application/pdf"
+    assert pdf.content.startswith(b"%PDF") and pdf.participant_id == participant.id
+    assert isinstance(esf, EsfForm)
+    assert esf.pdf_attachment_id == pdf.id
+    assert esf.pdf_sha256 == hashlib.sha256(pdf.content).hexdigest() == pdf.sha256
+    assert esf.signed_on == date(2025, 5, 2) and not esf.signature_owed
+    shown = pdf_text(pdf.content)
+    assert "Signed by the participant on 02 May 2025" in shown
+    assert "Testy Example (WW-000042)" in shown
+
+    # Saved and shown: the stored PDF, its fingerprint checked; nothing more to make.
+    (stored,) = record_store.participant_file(participant.id, audit_view=False).records["esf_form"]
+    assert (stored.pdf_attachment_id, stored.pdf_sha256) == (pdf.id, pdf.sha256)
+    assert view.viewer.pdf == pdf.content
+    assert "fingerprint matches" in view.viewer.message.text()
+    assert not view.make_pdf_button.isVisible()
+
+
+def test_the_pdf_of_a_form_signed_on_paper_says_so(qtbot, record_store) -> None:
+    participant = _signed_without_pdf(record_store, with_signature=False)
+    view = ParticipantRecordView()
+    qtbot.addWidget(view)
+    view.resize(1200, 900)
+    view.show()
+    view.render(record_state(record_store, participant.id))
+    view.show_section("esf")
+    assert view.esf.make_pdf_button.isVisible()
+    # From the record, the PDF goes out as a form save with no draft to discard.
+    with qtbot.waitSignal(view.sig_save_form) as saved:
+        qtbot.mouseClick(view.esf.make_pdf_button, Qt.MouseButton.LeftButton)
+    records, draft_key = saved.args
+    assert draft_key == ""
+    pdf, esf = records
+    assert pdf.content.startswith(b"%PDF") and esf.pdf_sha256 == hashlib.sha256(pdf.content).hexdigest()
+    assert "(for example, the form was signed on paper)" in pdf_text(pdf.content)
+
+
+def test_an_unreadable_signature_image_does_not_blank_the_pdf(qtbot, record_store) -> None:
+    participant = _signed_without_pdf(record_store, with_signature=True, png=_UNREADABLE_PNG)
+    view = EsfView()
+    qtbot.addWidget(view)
+    _render_esf(view, record_store, participant)
+    with qtbot.waitSignal(view.sig_save) as saved:
+        assert view.make_pdf()
+    pdf, _esf = saved.args[0]
+    shown = pdf_text(pdf.content)
+    assert "Testy Example (WW-000042)" in shown
+    assert "could not be read" in shown

@@ -11,48 +11,9 @@ from keyworker_app.records import (
     Assessment, CaseNote, Confidentiality, Outcome, OutcomeKind, ParticipantStatus, Referral,
 )
 from record_support import (  # noqa: F401
-    KEYWORKER, TODAY, record_state, record_store, save_all, synthetic_participant,
+    KEYWORKER, TODAY, Glue, record_store, synthetic_participant,
 )
-from ui.record import ParticipantRecordView, SentItem
-
-
-class Glue:
-    """What the window does: save what the view emits, then render again from the store."""
-
-    def __init__(self, qtbot, store, participant_id: str, sharing=()) -> None:
-        self.store = store
-        self.participant_id = participant_id
-        self.sharing = sharing
-        self.view = ParticipantRecordView()
-        qtbot.addWidget(self.view)
-        self.view.resize(1200, 900)
-        self.view.show()
-        self.deleted: list[tuple[str, str, str]] = []
-        self.view.sig_save.connect(self.save)
-        self.view.sig_save_form.connect(self.save_form)
-        self.view.sig_delete.connect(self.delete)
-        self.view.sig_save_draft.connect(lambda k, f, p, a: (store.save_draft(k, f, p, a), self.render()))
-        self.view.sig_discard_draft.connect(lambda k: store.discard_draft(k))
-        self.render()
-
-    def render(self) -> None:
-        self.view.render(record_state(self.store, self.participant_id, self.sharing))
-
-    def save(self, records) -> None:
-        save_all(self.store, records)
-        self.render()
-
-    def save_form(self, records, draft_key: str) -> None:
-        save_all(self.store, records)  # raises (and keeps the draft) if the save fails
-        if draft_key:
-            self.store.discard_draft(draft_key)
-        self.render()
-
-    def delete(self, record_type: str, record_id: str, reason: str) -> None:
-        self.deleted.append((record_type, record_id, reason))
-        from keyworker_app.records import RECORD_TYPE_BY_NAME
-        self.store.repo(RECORD_TYPE_BY_NAME[record_type]).delete(record_id, reason)
-        self.render()
+from ui.record import SentItem
 
 
 def _participant(store):
