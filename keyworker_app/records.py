@@ -361,6 +361,9 @@ class Outcome(Record):
     onward_referrals: tuple[str, ...] = ()
     further_support_needed: str = ""
     recommendations: str = ""
+    # Sustainment checks: whether they were still in work (None: not asked), and notes.
+    in_work: bool | None = None
+    notes: str = ""
 
 
 @dataclass(frozen=True, repr=False)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+import struct
 import unicodedata
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta, timezone
@@ -297,11 +299,45 @@ _ONWARD = ("Citizens Advice", "Adult learning service", "Talking therapies", "Ho
 _RELATIONSHIPS = ("partner", "son", "daughter", "stepson", "stepdaughter", "grandparent", "sibling")
 _SOCIAL_CARE = ("none", "none", "none", "child_in_need_plan", "early_help_plan", "previously_known")
 
-# Signature attachments: a tiny PNG, the same fake picture each time.
-_SIGNATURE_PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
-)
+# Signature attachments: a small greyscale PNG of a scribbled signature, the same fake picture
+# each time. Drawn here in pure Python (no Qt or Pillow) so it is a real, decodable PNG.
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _signature_png(width: int = 120, height: int = 40) -> bytes:
+    """An 8-bit greyscale PNG: dark pen strokes (a looping scrawl and an underline) on white."""
+    pixels = [bytearray(b"\xff" * width) for _ in range(height)]
+
+    def dot(x: float, y: float) -> None:
+        for dx in (0, 1):
+            for dy in (0, 1):
+                px, py = int(round(x)) + dx, int(round(y)) + dy
+                if 0 <= px < width and 0 <= py < height:
+                    pixels[py][px] = 0x20
+
+    def line(x0: float, y0: float, x1: float, y1: float) -> None:
+        steps = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
+        for i in range(steps + 1):
+            t = i / steps
+            dot(x0 + (x1 - x0) * t, y0 + (y1 - y0) * t)
+
+    # The scrawl: a wandering line through a few loops and peaks.
+    scrawl = [(6, 28), (12, 8), (16, 30), (22, 14), (28, 26), (26, 18), (34, 20), (40, 10),
+              (44, 28), (52, 16), (58, 24), (56, 18), (66, 22), (72, 8), (76, 27), (84, 15),
+              (90, 25), (98, 12), (104, 24), (112, 18)]
+    for (x0, y0), (x1, y1) in zip(scrawl, scrawl[1:]):
+        line(x0, y0, x1, y1)
+    line(10, 34, 108, 33)   # underline
+    line(40, 5, 44, 3)      # a dot over an i
+
+    raw = b"".join(b"\x00" + bytes(row) for row in pixels)  # filter type 0 (None) per row
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(raw, 9)) + _png_chunk(b"IEND", b""))
+
+
+_SIGNATURE_PNG = _signature_png()
 _SIGNATURE_SHA256 = hashlib.sha256(_SIGNATURE_PNG).hexdigest()
 
 
@@ -889,7 +925,7 @@ class _Generator:
                 made.append(Outcome(
                     id=self.uuid(), participant_id=pid, kind=OutcomeKind.SUSTAINMENT, outcome_on=sustained,
                     employer=made[0].employer, job_title=made[0].job_title, weekly_hours=hours,
-                    created_at=_at(sustained), updated_at=_at(sustained),
+                    in_work=True, created_at=_at(sustained), updated_at=_at(sustained),
                 ))
         if end is not None:
             reason = ExitReason.COMPLETED if job_on or self.chance(0.5) else ExitReason.LEFT_EARLY

@@ -32,6 +32,7 @@ def test_lists_the_forms_need_are_shipped() -> None:
         "ethnicity", "referral_source", "contact_type", "benefit_status",
         "yes_no_prefer_not_to_say", "esf_employment_status_on_entry", "esf_household_situation",
         "esf_isced_level", "esf_evidence_type", "esf_participant_data_field",
+        "household_relationship", "social_care_status",
     } <= set(list_codelists())
 
 
@@ -146,3 +147,18 @@ def test_invalid_json_and_wrong_top_level_are_named() -> None:
         parse_codelist('{"id": ', "broken.json")
     with pytest.raises(MalformedCodeList, match="one JSON object"):
         parse_codelist("[]", "list.json")
+
+
+def test_household_lists_hold_the_codes_the_household_form_and_synthetic_data_use() -> None:
+    from keyworker_app import synthetic
+
+    relationship = load_codelist("household_relationship")
+    care = load_codelist("social_care_status")
+    assert set(synthetic._RELATIONSHIPS) <= set(relationship.values)
+    assert set(synthetic._SOCIAL_CARE) <= set(care.values)
+    assert {"none", "early_help_plan", "child_in_need_plan", "child_protection_plan",
+            "looked_after_child", "care_leaver", "not_known"} <= set(care.values)
+    form = load_form("household_member")
+    assert (form.field("relationship").type, form.field("relationship").codelist) == ("choice", "household_relationship")
+    assert (form.field("social_care_status").type, form.field("social_care_status").codelist) == (
+        "choice", "social_care_status")

@@ -109,7 +109,7 @@ def test_0006_search_still_finds_everyone_after_the_rebuild(tmp_path: Path) -> N
     db.migrate(MIGRATIONS[:5])
     store = Store(db, "KW-1")
     before = store.save(Participant(given_name="Siobhán", family_name="Ó Briain", postcode="OL1 1AA"))
-    assert db.migrate() == [6]
+    assert db.migrate(MIGRATIONS[:6]) == [6]
     after = store.save(Participant(given_name="Sam", family_name="Smith"))
     assert [p.id for p in store.participants.search("siob")] == [before.id]
     assert [p.id for p in store.participants.search("s")] and after.id in [p.id for p in store.participants.search("s")]
@@ -117,3 +117,33 @@ def test_0006_search_still_finds_everyone_after_the_rebuild(tmp_path: Path) -> N
     plan = " ".join(str(r) for r in db.query(
         "EXPLAIN QUERY PLAN SELECT id FROM participant p ORDER BY p.review_due IS NULL, p.review_due"))
     assert "participant_by_review_due" in plan
+
+
+def test_0007_outcomes_saved_before_it_read_back_with_no_in_work_answer(tmp_path: Path) -> None:
+    """Outcomes from before 0007 come back with ``in_work`` None (not asked) and no notes."""
+    from datetime import date
+
+    from keyworker_app.records import Outcome, OutcomeKind
+    from keyworker_app.store.codec import codec_for
+    from keyworker_app.store.store import Store
+
+    db = plain_db(tmp_path)
+    db.migrate(MIGRATIONS[:6])
+    old = Outcome(participant_id="p-1", kind=OutcomeKind.SUSTAINMENT, outcome_on=date(2025, 5, 14),
+                  employer="Example Bakery Ltd", weekly_hours=22.5)
+    codec = codec_for(Outcome)
+    columns = [c for c in codec.columns if c not in ("in_work", "notes")]
+    row = dict(zip(codec.columns, codec.to_row(old)))
+    with db.transaction() as conn:
+        conn.execute(f"INSERT INTO outcome ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                     [row[c] for c in columns])
+    assert db.migrate() == [7]
+    store = Store(db, "KW-1")
+    (back,) = [r for r in db.query("SELECT in_work, notes FROM outcome")]
+    assert tuple(back) == (None, "")
+    loaded = store.repo(Outcome).get(old.id)
+    assert loaded.in_work is None and loaded.notes == "" and loaded.employer == "Example Bakery Ltd"
+    fresh = store.save(Outcome(participant_id="p-1", kind=OutcomeKind.SUSTAINMENT, in_work=False,
+                               notes="Contract ended."))
+    again = store.repo(Outcome).get(fresh.id)
+    assert again.in_work is False and again.notes == "Contract ended."

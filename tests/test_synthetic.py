@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from keyworker_app import validators
+from keyworker_app.codelists import load_codelist
 from keyworker_app.forms import load_form, validate_answers
 from keyworker_app.programmes import load_programme
 from keyworker_app.records import Confidentiality, ConsentMethod, ConsentStatus, Participant
@@ -54,10 +55,14 @@ def test_identifiers_pass_the_validators_and_sit_in_test_ranges(caseload: list[C
             assert p.email.endswith(("@example.org", "@example.com"))
         assert p.date_of_birth is not None
         assert 16 <= validators.age_on(p.date_of_birth, TODAY) <= 70
+    relationships = load_codelist("household_relationship")
+    care = load_codelist("social_care_status")
     for case in caseload:
         for member in case.household_members:
             if member.nhs_number:
                 validators.nhs_number(member.nhs_number)
+            assert member.relationship in relationships
+            assert not member.social_care_status or member.social_care_status in care
 
 
 def test_workwell_people_live_in_lancaster() -> None:
@@ -138,3 +143,35 @@ def test_the_caseload_has_the_variety_a_demo_needs(caseload: list[CaseFile]) -> 
     for case in caseload:
         assert bool(case.household_members) == (case.participant.programme == "early_help")
         assert bool(case.esf_forms) == load_programme(case.participant.programme).esf_funded
+
+
+def test_signature_attachment_is_a_valid_png() -> None:
+    import hashlib
+    import struct
+    import zlib
+
+    from keyworker_app.synthetic import _SIGNATURE_PNG, _SIGNATURE_SHA256
+
+    png = _SIGNATURE_PNG
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert hashlib.sha256(png).hexdigest() == _SIGNATURE_SHA256
+    chunks: list[tuple[bytes, bytes]] = []
+    pos = 8
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos:pos + 4])
+        kind, data = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", png[pos + 8 + length:pos + 12 + length])
+        assert zlib.crc32(kind + data) & 0xFFFFFFFF == crc, kind
+        chunks.append((kind, data))
+        pos += 12 + length
+    assert pos == len(png)
+    kinds = [kind for kind, _ in chunks]
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and b"IDAT" in kinds
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    assert depth == 8 and interlace == 0
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+    raw = zlib.decompress(b"".join(data for kind, data in chunks if kind == b"IDAT"))
+    assert len(raw) == height * (1 + width * channels)
+    rows = [raw[r * (1 + width * channels):(r + 1) * (1 + width * channels)] for r in range(height)]
+    assert all(row[0] == 0 for row in rows)                       # filter None, as written
+    assert any(b < 0x80 for row in rows for b in row[1:])         # there are pen strokes

@@ -843,7 +843,9 @@ class ParticipantRecordView(QWidget):
 
     def _render_household(self, state: RecordState) -> None:
         self.household_table.set_rows([
-            (m.id, (f"{m.given_name} {m.family_name}".strip(), m.relationship, _fmt(m.date_of_birth), m.education))
+            (m.id, (f"{m.given_name} {m.family_name}".strip(),
+                    _code_label("household_relationship", m.relationship) if m.relationship else "",
+                    _fmt(m.date_of_birth), m.education))
             for m in state.records(HouseholdMember)])
 
     def _render_referral(self, state: RecordState) -> None:
@@ -980,7 +982,8 @@ class ParticipantRecordView(QWidget):
 
     def _render_outcomes(self, state: RecordState) -> None:
         self.outcomes_table.set_rows([
-            (o.id, (_fmt(o.kind), _fmt(o.outcome_on), o.employer, o.job_title,
+            (o.id, (_fmt(o.kind) + (" (not in work)" if o.in_work is False else ""),
+                    _fmt(o.outcome_on), o.employer, o.job_title,
                     "" if o.weekly_hours is None else f"{o.weekly_hours:g}",
                     _code_label("exit_reason", o.exit_reason.value) if o.exit_reason else ""))
             for o in state.records(Outcome)])
@@ -1048,17 +1051,14 @@ def _job_start_records(submission: Submission, today: date, assessor: str) -> li
 
 def _sustainment_records(submission: Submission, outcomes: Sequence[Outcome], today: date,
                          assessor: str) -> list[Record]:
-    """A sustainment point: an Outcome when they are still in work (with the employer and job
-    of their latest job start), and the check itself (still in work, notes) as an assessment.
+    """A sustainment point: one Outcome holding the check (date, still in work, hours, notes)
+    with the employer and job of their latest job start.
 
-    A check that finds them out of work is kept, but is not a sustainment outcome.
+    A check that finds them out of work is the same kind of record, with ``in_work`` False.
     """
-    still_in_work = submission.answers.get("still_in_work") is True
     out: list[Record] = []
     for record in records_from_submission(submission, {}, today, assessor):
         if isinstance(record, Outcome):
-            if not still_in_work:
-                continue
             day = record.outcome_on
             starts = [o for o in outcomes if o.kind is OutcomeKind.JOB_START
                       and (day is None or o.outcome_on is None or o.outcome_on <= day)]

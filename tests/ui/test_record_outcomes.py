@@ -7,7 +7,7 @@ from datetime import date
 
 from PySide6.QtCore import Qt
 
-from keyworker_app.records import Assessment, Outcome, OutcomeKind
+from keyworker_app.records import Outcome, OutcomeKind
 from record_support import KEYWORKER, Glue, record_store, synthetic_participant, type_answers  # noqa: F401
 
 
@@ -107,19 +107,19 @@ def test_record_a_sustainment_point(qtbot, record_store) -> None:
     assert sustained.outcome_on == date(2025, 5, 14) and sustained.weekly_hours == 25.0
     # The job it sustains is the latest job start's.
     assert (sustained.employer, sustained.job_title) == (job.employer, job.job_title)
-    # Still in work and the notes are kept with the check, as answers to the form.
-    (check,) = [a for a in glue.stored("assessment") if isinstance(a, Assessment)]
-    assert check.form_id == "sustainment" and check.assessor == KEYWORKER
-    assert dict(check.answers) == {"still_in_work": True, "notes": "Moved to the early shift."}
+    # Still in work and the notes are kept on the outcome itself: no side assessment.
+    assert sustained.in_work is True and sustained.notes == "Moved to the early shift."
+    assert glue.stored("assessment") == []
+    assert outcomes[OutcomeKind.JOB_START].in_work is None and outcomes[OutcomeKind.JOB_START].notes == ""
     table = view.outcomes_table
     assert table.row_count() == 2
     assert {table.cell(r, 0) for r in range(2)} == {"Job start", "Sustainment"}
 
 
-def test_a_check_that_finds_them_out_of_work_is_not_a_sustainment_outcome(qtbot, record_store) -> None:
+def test_a_check_that_finds_them_out_of_work_is_one_outcome_marked_not_in_work(qtbot, record_store) -> None:
     glue = _glue(qtbot, record_store)
     view = glue.view
-    _record_job_start(qtbot, glue)
+    job = _record_job_start(qtbot, glue)
     qtbot.mouseClick(view.sustainment_button, Qt.MouseButton.LeftButton)
     form = view.form_view
     qtbot.keyClicks(form.editor("sustained_on"), "14/05/2025")
@@ -128,6 +128,15 @@ def test_a_check_that_finds_them_out_of_work_is_not_a_sustainment_outcome(qtbot,
     with qtbot.waitSignal(view.sig_save_form) as saved:
         qtbot.mouseClick(form.save_button, Qt.MouseButton.LeftButton)
     (check,) = saved.args[0]
-    assert isinstance(check, Assessment) and check.answers["still_in_work"] is False
-    assert [o.kind for o in glue.stored("outcome")] == [OutcomeKind.JOB_START]
-    assert view.outcomes_table.row_count() == 1
+    assert isinstance(check, Outcome) and check.kind is OutcomeKind.SUSTAINMENT
+    assert check.in_work is False and check.notes == "The contract ended in April."
+    assert check.weekly_hours is None  # not asked when they are out of work
+    assert (check.employer, check.job_title) == (job.employer, job.job_title)
+    assert check.outcome_on == date(2025, 5, 14)
+    assert glue.stored("assessment") == []
+    stored = {o.kind: o for o in glue.stored("outcome")}
+    assert set(stored) == {OutcomeKind.JOB_START, OutcomeKind.SUSTAINMENT}
+    assert stored[OutcomeKind.SUSTAINMENT].in_work is False
+    table = view.outcomes_table
+    assert table.row_count() == 2
+    assert {table.cell(r, 0) for r in range(2)} == {"Job start", "Sustainment (not in work)"}
