@@ -211,6 +211,12 @@ def _form_title(form_id: str, version: int | None = None) -> str:
         return form_id.replace("_", " ").capitalize()
 
 
+#: Columns this wide or narrower are never squeezed when a table is too narrow (pixels).
+_NARROW_COLUMN = 200
+#: The least a shrunk column keeps, so one long word ("Document") is not cut (pixels).
+_WORD_ROOM = 110
+
+
 class _RecordTable(QWidget):
     """A read-only table of records, one per row, with an optional delete-with-reason."""
 
@@ -295,11 +301,19 @@ class _RecordTable(QWidget):
                   for c in range(columns - 1)]
         width = self.table.viewport().width()
         room = width - max(120, header.sectionSizeHint(columns - 1))
-        if columns == 2:  # question and answer: the answer keeps at least half the width
-            room = min(room, int(width * 0.5))
+        # The last column (the answer, the note, the fields) keeps at least half the width
+        # beside a question, and at least 30% beside several columns.
+        room = min(room, int(width * (0.5 if columns == 2 else 0.7)))
         if sum(wanted) > room > 0:
-            scale = room / sum(wanted)
-            wanted = [max(header.sectionSizeHint(c), int(w * scale)) for c, w in enumerate(wanted)]
+            # Narrow columns (dates, short codes) keep their width: cut short they say
+            # nothing. Only the wide ones give up room, in proportion, and wrap.
+            narrow = sum(w for w in wanted if w <= _NARROW_COLUMN)
+            wide = sum(w for w in wanted if w > _NARROW_COLUMN)
+            scale = max(0.2, (room - narrow) / wide) if wide else room / sum(wanted)
+            # A shrunk column keeps room for a word or so (a word cannot wrap).
+            wanted = [w if wide and w <= _NARROW_COLUMN
+                      else max(header.sectionSizeHint(c), min(w, _WORD_ROOM), int(w * scale))
+                      for c, w in enumerate(wanted)]
         for column, width in enumerate(wanted):
             self.table.setColumnWidth(column, width)
         self.table.resizeRowsToContents()
@@ -741,7 +755,7 @@ class ParticipantRecordView(QWidget):
     def _build_sharing(self) -> None:
         page = _Page("Sharing history")
         page.body.addWidget(QLabel("What was sent to whom, when, and on what basis.", page))
-        self.sharing_table = _RecordTable("Sharing history", ["When", "Sent to", "What", "Lawful basis", "Fields sent"], parent=page)
+        self.sharing_table = _RecordTable("Sharing history", ["When", "Sent to", "What", "Lawful basis", "Fields"], parent=page)
         page.body.addWidget(self.sharing_table, 1)
         self._add_page("sharing", page)
 
