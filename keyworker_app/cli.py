@@ -83,11 +83,6 @@ def paths_from(args: argparse.Namespace) -> AppPaths:
     return app_paths(args.data_dir)
 
 
-def open_store(args: argparse.Namespace) -> tuple[Profile, Store]:
-    profile = Profile.at(paths_from(args))
-    return profile, profile.unlock(read_passphrase(args))
-
-
 # --- commands -------------------------------------------------------------------------
 
 def cmd_init(args: argparse.Namespace) -> int:
