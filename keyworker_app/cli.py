@@ -31,7 +31,6 @@ from .paths import AppPaths, app_paths
 from .profile import Profile
 from .security import generate_recovery_keypair, b64e, passphrase_strength
 from .records import RECORD_TYPES, Record
-from .store.store import Store
 
 log = logging.getLogger("keyworker")
 
