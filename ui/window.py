@@ -479,7 +479,6 @@ class MainWindow(QMainWindow):
             return
         view = self._ensure_record_view()
         self.open_participant_id = file.participant.id
-        programme = self.programmes.get(file.participant.programme)
         view.render(self._record_state(file, drafts, audit_entries, sharing))
         if self.record_area.currentWidget() is not view:
             self.record_area.setCurrentWidget(view)

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest

@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 
 from keyworker_app.paths import AppPaths  # noqa: E402
 from keyworker_app.profile import Profile  # noqa: E402
+from keyworker_app.records import Participant  # noqa: E402
 from keyworker_app.store.store import Store  # noqa: E402
 from shell_support import PROGRAMME, MakeParticipant, participant  # noqa: E402
 from support import PASSPHRASE, fast_kdf  # noqa: E402
