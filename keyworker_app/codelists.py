@@ -12,7 +12,6 @@ piece of ESF evidence proves) so a screen can set the options out under headings
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -103,12 +102,7 @@ def _parse_code(entry: Any, source: str, position: int) -> Code:
 
 def parse_codelist(text: str, source: str) -> CodeList:
     """A code list from the JSON ``text`` of the file named ``source``, checked for shape."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise MalformedCodeList(source, f"not valid JSON (line {err.lineno})") from None
-    if not isinstance(data, dict):
-        raise MalformedCodeList(source, "the file must hold one JSON object")
+    data = MalformedCodeList.read_object(text, source)
     unknown = sorted(set(data) - _LIST_KEYS)
     if unknown:
         raise MalformedCodeList(source, f"unknown keys {unknown}")

@@ -7,6 +7,9 @@ personal data: they are shown on screen and may be written to logs.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 
 class KeyworkerError(Exception):
     """Base for expected failures. ``str(err)`` is the message and the next step."""
@@ -159,6 +162,22 @@ class DataFileError(KeyworkerError):
         self.source = source
         self.problem = problem
         super().__init__(message=f"{self.kind} {source}: {problem}.")
+
+    @classmethod
+    def read_json(cls, text: str, source: str) -> Any:
+        """The JSON in a data file's ``text``, or this error naming the line that is wrong."""
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise cls(source, f"not valid JSON (line {err.lineno})") from None
+
+    @classmethod
+    def read_object(cls, text: str, source: str) -> dict[str, Any]:
+        """Like :meth:`read_json`, for a file that must hold one JSON object."""
+        data = cls.read_json(text, source)
+        if not isinstance(data, dict):
+            raise cls(source, "the file must hold one JSON object")
+        return data
 
 
 # --- The store ---------------------------------------------------------------------------

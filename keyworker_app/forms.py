@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -393,11 +392,7 @@ class _FormReader:
 
 def parse_form(text: str, source: str) -> FormDefinition:
     """A form from the JSON ``text`` of the file named ``source``, checked for shape."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise FormDefinitionError(source, f"not valid JSON (line {err.lineno})") from None
-    return _FormReader(source).form(data)
+    return _FormReader(source).form(FormDefinitionError.read_json(text, source))
 
 
 def _forms_folder() -> Traversable:

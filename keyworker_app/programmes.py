@@ -326,12 +326,7 @@ def parse_programme(text: str, source: str) -> Programme:
     :func:`read_programmes`.
     """
     read = _Reader(source)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise read.fail(f"not valid JSON (line {err.lineno})") from None
-    if not isinstance(data, dict):
-        raise read.fail("the file must hold one JSON object")
+    data = read.error.read_object(text, source)
     missing = sorted(_REQUIRED_PACK_KEYS - set(data))
     if missing:
         raise read.fail(f"missing keys {missing}")
@@ -523,12 +518,7 @@ def load_programme(programme_id: str) -> Programme:
 def parse_notice(text: str, source: str) -> PrivacyNotice:
     """A privacy notice from the JSON ``text`` of the file named ``source``, checked for shape."""
     read = _Reader(source)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise read.fail(f"not valid JSON (line {err.lineno})") from None
-    if not isinstance(data, dict):
-        raise read.fail("the file must hold one JSON object")
+    data = read.error.read_object(text, source)
     unknown = sorted(set(data) - _NOTICE_KEYS)
     if unknown:
         raise read.fail(f"unknown keys {unknown}")

@@ -19,7 +19,6 @@ import base64
 import dataclasses
 import enum
 import functools
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -311,12 +310,7 @@ def _override(programme: str, value: Any, source: str) -> ProfileOverride:
 
 def parse_sharing_profile(text: str, source: str) -> SharingProfile:
     """A sharing profile from the JSON ``text`` of the file named ``source``, fully checked."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise SharingProfileError(source, f"not valid JSON (line {err.lineno})") from None
-    if not isinstance(data, dict):
-        raise SharingProfileError(source, "the file must hold one JSON object")
+    data = SharingProfileError.read_object(text, source)
     missing = sorted(_REQUIRED_KEYS - set(data))
     if missing:
         raise SharingProfileError(source, f"missing keys {missing}")
