@@ -52,6 +52,7 @@ class SqlRecordRepository(Generic[R]):
         self._update = (f"UPDATE {self.table} SET {', '.join(f'{c} = ?' for c in cols[1:])} "
                         f"WHERE id = ? AND version = ?")
         self._has_participant = "participant_id" in cols
+        self._version_index = cols.index("version")
 
     def _decode(self, row: tuple[Any, ...]) -> R:
         return self._codec.from_row(row)  # type: ignore[return-value]
@@ -94,17 +95,19 @@ class SqlRecordRepository(Generic[R]):
             "SELECT 1 FROM tombstone WHERE record_type = ? AND record_id = ?", (self.table, record.id)
         ).fetchone():
             raise RecordNotFound()
-        old = None if row is None else self._decode(row)
-        stored = next_version(record, None if old is None else old.version)
+        # The stored row is already in column form: its version and the changed columns are
+        # read from it directly, without decoding it into a record and encoding it back.
+        old_version = None if row is None else int(row[self._version_index])
+        stored = next_version(record, old_version)
         values = self._codec.to_row(stored)
-        if old is None:
+        if row is None:
             conn.execute(self._insert, values)
             action, detail = "create", {}
         else:
-            cursor = conn.execute(self._update, values[1:] + (stored.id, old.version))
+            cursor = conn.execute(self._update, values[1:] + (stored.id, old_version))
             if cursor.rowcount != 1:
                 raise VersionConflict()
-            changed = [c for c, a, b in zip(self._codec.columns, self._codec.to_row(old), values)
+            changed = [c for c, a, b in zip(self._codec.columns, row, values)
                        if a != b and c not in ("version", "updated_at")]
             action, detail = "edit", {"fields": changed}
         pid = participant_of(stored)
