@@ -260,12 +260,16 @@ class Store:
                 (key, form_id, participant_id, json.dumps(plain(dict(answers)), ensure_ascii=False),
                  utcnow().isoformat()))
 
-    def drafts(self) -> list[Draft]:
-        rows = self.db.query("SELECT key, form_id, participant_id, answers, saved_at FROM draft ORDER BY saved_at")
+    def drafts(self, key: str | None = None) -> list[Draft]:
+        """Every draft, oldest first, or the one saved under ``key``."""
+        sql = "SELECT key, form_id, participant_id, answers, saved_at FROM draft"
+        rows = (self.db.query(sql + " WHERE key = ?", (key,)) if key is not None
+                else self.db.query(sql + " ORDER BY saved_at"))
         return [Draft(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
 
     def load_draft(self, key: str) -> Draft | None:
-        return next((d for d in self.drafts() if d.key == key), None)
+        found = self.drafts(key)
+        return found[0] if found else None
 
     def discard_draft(self, key: str) -> None:
         with self.db.transaction() as conn:
