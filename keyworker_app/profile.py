@@ -293,9 +293,13 @@ class Profile:
         except BaseException:
             db.close()
             raise
-        kf.data["pending_audit"] = []
-        kf.data["unlock"] = {"failures": 0, "last_failure_at": None, "locked_out": False}
-        kf.write(self.paths.keyfile)
+        clean = {"failures": 0, "last_failure_at": None, "locked_out": False}
+        if kf.data.get("pending_audit") or kf.data["unlock"] != clean:
+            # Failed attempts are now in the audit log: clear them. An ordinary unlock with
+            # nothing to clear leaves the key file alone (no rewrite and fsync at start-up).
+            kf.data["pending_audit"] = []
+            kf.data["unlock"] = clean
+            kf.write(self.paths.keyfile)
         return store
 
     def _note_failure(self, kf: KeyFile, event: str, count: bool = True) -> int:
