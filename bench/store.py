@@ -36,7 +36,7 @@ from keyworker_app.profile import KeyFile, Profile  # noqa: E402
 from keyworker_app.security import (  # noqa: E402
     derive_passphrase_key, key_encryption_key, load_device_secret, unwrap_key,
 )
-from keyworker_app.store.database import CipherSettings, Database  # noqa: E402
+from keyworker_app.store.database import STATEMENT_CACHE, CipherSettings, Database  # noqa: E402
 from keyworker_app.store.store import Store  # noqa: E402
 from keyworker_app.synthetic import generate_caseload  # noqa: E402
 
@@ -188,7 +188,8 @@ def main() -> None:
 def connect_unkeyed(path: Path) -> Database:
     import sqlcipher3  # type: ignore[import-untyped]
 
-    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False,
+                              cached_statements=STATEMENT_CACHE)
     db = Database(conn, path, encrypted=False)
     db._configure()
     return db

@@ -137,7 +137,7 @@ def test_0007_outcomes_saved_before_it_read_back_with_no_in_work_answer(tmp_path
     with db.transaction() as conn:
         conn.execute(f"INSERT INTO outcome ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                      [row[c] for c in columns])
-    assert db.migrate() == [7]
+    assert db.migrate(MIGRATIONS[:7]) == [7]
     store = Store(db, "KW-1")
     (back,) = [r for r in db.query("SELECT in_work, notes FROM outcome")]
     assert tuple(back) == (None, "")
@@ -147,3 +147,30 @@ def test_0007_outcomes_saved_before_it_read_back_with_no_in_work_answer(tmp_path
                                notes="Contract ended."))
     again = store.repo(Outcome).get(fresh.id)
     assert again.in_work is False and again.notes == "Contract ended."
+
+
+def test_0008_search_index_is_rewritten_only_when_a_searched_column_changes(tmp_path: Path) -> None:
+    """After 0008 an edit to an unsearched field leaves the search index's pages alone."""
+    from keyworker_app.records import Participant
+    from keyworker_app.store.store import Store
+
+    db = plain_db(tmp_path)
+    db.migrate(MIGRATIONS[:7])
+    store = Store(db, "KW-1")
+    before = store.save(Participant(given_name="Ada", family_name="Lovelace", ni_number="AB123456C"))
+    assert db.migrate(MIGRATIONS[:8]) == [8]
+
+    def index_pages() -> list[object]:
+        return db.query("SELECT id, block FROM participant_search_data ORDER BY id")
+
+    pages = index_pages()
+    p = store.save(before.replace(phone="07700 900123", review_due=None))
+    assert index_pages() == pages
+    p = store.save(p.replace(family_name="Byron"))
+    assert index_pages() != pages
+    assert [x.id for x in store.participants.search("byron")] == [p.id]
+    assert store.participants.search("lovelace") == []
+    p = store.save(p.replace(ni_number="CD654321A"))
+    assert [x.id for x in store.participants.search("CD654321A")] == [p.id]
+    assert store.participants.search("AB123456C") == []
+    db.conn.execute("INSERT INTO participant_search(participant_search) VALUES ('integrity-check')")

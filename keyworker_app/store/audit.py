@@ -9,6 +9,7 @@ values a person typed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -50,10 +51,33 @@ def _head(conn: Connection) -> tuple[int, str]:
     return int(seq), digest
 
 
+def _write_head(conn: Connection, seq: int, digest: str) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                 (HEAD_KEY, f"{seq}:{digest}"))
+
+
+def _current_head(db: Database | None, conn: Connection) -> tuple[int, str]:
+    """The head as this transaction sees it: its own appends first, then ``meta``."""
+    if db is not None:
+        head: tuple[int, str] | None = db.transaction_state.get(HEAD_KEY)
+        if head is not None:
+            return head
+    return _head(conn)
+
+
 def append(conn: Connection, actor: str, action: str, record_type: str = "", record_id: str = "",
-           participant_id: str = "", detail: Mapping[str, Any] | None = None, at: str | None = None) -> int:
-    """Add an entry inside the caller's transaction; returns its sequence number."""
-    seq, prev = _head(conn)
+           participant_id: str = "", detail: Mapping[str, Any] | None = None, at: str | None = None,
+           *, db: Database) -> int:
+    """Add an entry inside the caller's transaction; returns its sequence number.
+
+    Inside :meth:`Database.transaction` the chain's head is read from ``meta`` once per
+    transaction, kept in memory while it runs and written back to ``meta`` once, just
+    before the commit (the same transaction, so a crash or a rollback keeps entries and
+    head together). ``db`` is required so that no caller can read a stale head from
+    ``meta`` in the middle of such a transaction.
+    """
+    cached = db.in_transaction
+    seq, prev = _current_head(db if cached else None, conn)
     seq += 1
     at = at or utcnow().isoformat()
     detail_json = json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -63,9 +87,19 @@ def append(conn: Connection, actor: str, action: str, record_type: str = "", rec
         " detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (seq, at, actor, action, record_type, record_id, participant_id, detail_json, prev, digest),
     )
-    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                 (HEAD_KEY, f"{seq}:{digest}"))
+    if cached:
+        if HEAD_KEY not in db.transaction_state:
+            db.before_commit(HEAD_KEY, functools.partial(_flush_head, db))
+        db.transaction_state[HEAD_KEY] = (seq, digest)
+    else:
+        _write_head(conn, seq, digest)
     return seq
+
+
+def _flush_head(db: Database, conn: Connection) -> None:
+    head: tuple[int, str] | None = db.transaction_state.get(HEAD_KEY)
+    if head is not None:
+        _write_head(conn, *head)
 
 
 def verify(db: Database) -> list[str]:
@@ -77,7 +111,8 @@ def verify(db: Database) -> list[str]:
             "SELECT seq, at, actor, action, record_type, record_id, participant_id, detail,"
             " prev_hash, hash FROM audit_log ORDER BY seq"
         ).fetchall()
-        head_seq, head_hash = _head(db.conn)
+        # Inside this thread's own transaction the head may not be written back yet.
+        head_seq, head_hash = _current_head(db, db.conn)
     for row in rows:
         seq, at, actor, action, rtype, rid, pid, detail, prev_hash, digest = row
         if seq != expected_seq:
