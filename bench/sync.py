@@ -15,8 +15,11 @@
    answers: the floor set by the controller and the network.
 5. A second sync with nothing to send is timed (health, empty push, referrals, instructions).
 
-Prints records/s for both, the ratio, the empty-sync time, and one JSON object of the
-figures as the last line. Timing never decides a test.
+Prints records/s for both, the ratio (``client_over_bare`` is records/s against records/s;
+``client_time_over_bare`` is elapsed time against elapsed time, the ≤ 1.5 target), the
+empty-sync time, the CPU time per record of the client process and of each controller
+(Linux; less disturbed than elapsed time by other work on the machine), and one JSON
+object of the figures as the last line. Timing never decides a test.
 """
 
 from __future__ import annotations
@@ -90,6 +93,14 @@ class ControllerProcess:
                               check=True)
         return done.stdout.strip().splitlines()[-1]
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the controller process has used so far (Linux), else None."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
@@ -147,9 +158,12 @@ def main() -> None:
                     bodies.append(request.read())
 
             client = open_client(store, paths, RetryPolicy(), event_hooks={"request": [capture]})
-            started = time.perf_counter()
+            cpu_a = a.cpu_seconds()
+            started, started_cpu = time.perf_counter(), time.process_time()
             result = SyncEngine(store, client).run()
             client_seconds = time.perf_counter() - started
+            client_cpu = time.process_time() - started_cpu
+            cpu_a = None if cpu_a is None else (a.cpu_seconds() or 0.0) - cpu_a
             client.close()
             summary = result.summary()
             items = summary["accepted"] + summary["duplicate"]
@@ -161,12 +175,14 @@ def main() -> None:
             with httpx.Client(base_url=b.url, headers={"Authorization": f"Bearer {token_b}",
                                                         "Content-Type": "application/json",
                                                         "Content-Encoding": "gzip"}, timeout=120) as bare:
+                cpu_b = b.cpu_seconds()
                 started = time.perf_counter()
                 for body in bodies:
                     response = bare.post("/v1/push", content=body)
                     response.raise_for_status()
                     response.json()
                 bare_seconds = time.perf_counter() - started
+                cpu_b = None if cpu_b is None else (b.cpu_seconds() or 0.0) - cpu_b
             print(f"bare httpx loop: the same {len(bodies)} bodies in {bare_seconds:.2f}s")
 
             client = open_client(store, paths, RetryPolicy())
@@ -190,9 +206,18 @@ def main() -> None:
         "client_seconds": round(client_seconds, 3),
         "bare_seconds": round(bare_seconds, 3),
         "empty_sync_seconds": round(empty_seconds, 4),
+        # CPU time, which other work on the machine disturbs less than elapsed time.
+        "client_cpu_us_per_record": round(client_cpu / rows * 1e6, 1),
+        "controller_cpu_us_per_record": None if cpu_a is None else round(cpu_a / rows * 1e6, 1),
+        "bare_controller_cpu_us_per_record": None if cpu_b is None else round(cpu_b / rows * 1e6, 1),
+        "client_time_over_bare": round(client_seconds / bare_seconds, 3),
     }
     print(f"records/s: client {figures['client_records_per_s']}, bare {figures['bare_records_per_s']}, "
           f"ratio {figures['client_over_bare']}")
+    print(f"client time / bare loop time: {figures['client_time_over_bare']}")
+    print(f"CPU per record: client process {figures['client_cpu_us_per_record']} us, its controller "
+          f"{figures['controller_cpu_us_per_record']} us; the bare loop's controller "
+          f"{figures['bare_controller_cpu_us_per_record']} us")
     print(f"sync with nothing to send: {figures['empty_sync_seconds'] * 1000:.1f} ms")
     print(json.dumps(figures, sort_keys=True))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import traceback
 import zlib
@@ -21,8 +22,9 @@ from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -446,39 +448,26 @@ def create_app(db: Database, limits: Limits | None = None) -> FastAPI:
     )
     async def push(
         request: Request, device: service.Device = Depends(authenticated)
-    ) -> PushResponse:
+    ) -> Response:
         """Push a batch (JSON, optionally gzip); one answer per item, in order."""
         raw = _inflate(
             await request.body(), request.headers.get("content-encoding", ""),
             limits.max_push_bytes,
         )
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-            raise ApiError(400, "invalid_json", f"The body is not valid JSON{where}.") from exc
-        try:
-            envelope = _PushEnvelope.model_validate(data)
-        except ValidationError as exc:
-            details = _validation_details(list(exc.errors()))
-            raise ApiError(
-                422, "invalid_request", "The batch is not valid: " + _summary(details)
-            ) from exc
+        data = _loads(raw)
+        envelope = _envelope(data)
         if len(envelope.items) > limits.max_items:
             raise ApiError(
                 413, "batch_too_large",
                 f"The batch has {len(envelope.items)} items; the limit is {limits.max_items}. "
                 "Split it into smaller batches.",
             )
-        answers = await run_in_threadpool(_apply_batch, db, device, envelope)
-        counts = {status.value: 0 for status in service.ItemStatus}
-        for answer in answers:
-            counts[answer.status.value] += 1
+        body, counts = await run_in_threadpool(_push_answer, db, device, envelope)
         log.info(
-            "push device=%s batch=%s items=%d %s", device.id, envelope.batch_id, len(answers),
-            " ".join(f"{k}={v}" for k, v in counts.items()),
+            "push device=%s batch=%s items=%d %s", device.id, envelope.batch_id,
+            len(envelope.items), " ".join(f"{k}={v}" for k, v in counts.items()),
         )
-        return PushResponse(batch_id=envelope.batch_id, results=answers, counts=counts)
+        return Response(body, media_type="application/json")
 
     @app.get(
         "/v1/referrals",
@@ -545,11 +534,95 @@ def create_app(db: Database, limits: Limits | None = None) -> FastAPI:
     return app
 
 
-def _apply_batch(db: Database, device: service.Device, envelope: _PushEnvelope) -> list[ItemAnswer]:
-    """Each item checked on its own (one bad item blocks nothing), then stored in one
-    transaction for the batch (see :func:`service.apply_items`)."""
+def _loads(raw: bytes) -> Any:
+    """The body as JSON: orjson first (several times faster); anything it refuses is read
+    by the standard parser, which accepts the same documents as before or says where the
+    body is broken."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ApiError(400, "invalid_json", f"The body is not valid JSON{where}.") from exc
+
+
+_BATCH_ID = re.compile(BATCH_ID_PATTERN[1:-1])
+
+
+def _envelope(data: Any) -> _PushEnvelope:
+    """The batch envelope; pydantic only when the plain checks do not pass (for its words)."""
+    if (
+        type(data) is dict
+        and type(data.get("batch_id")) is str
+        and _BATCH_ID.fullmatch(data["batch_id"])
+        and type(data.get("items")) is list
+    ):
+        return _PushEnvelope.model_construct(batch_id=data["batch_id"], items=data["items"])
+    try:
+        return _PushEnvelope.model_validate(data)
+    except ValidationError as exc:
+        details = _validation_details(list(exc.errors()))
+        raise ApiError(
+            422, "invalid_request", "The batch is not valid: " + _summary(details)
+        ) from exc
+
+
+# PushItem's checks as plain code, for the items that pass them all (nearly every item):
+# the same patterns (anchors dropped, used with fullmatch: "$" would allow a final
+# newline) and bounds. An item that fails any of them goes through PushItem itself, which
+# either finds it valid after all or says what is wrong in its own words.
+_ITEM_KEYS = frozenset(PushItem.model_fields)
+_ITEM_REQUIRED = frozenset(name for name, f in PushItem.model_fields.items() if f.is_required())
+_RECORD_TYPE = re.compile(r"[a-z_]{1,40}")
+_ITEM_ID = re.compile(ID_PATTERN[1:-1])
+_OPTIONAL_ID = re.compile(OPTIONAL_ID_PATTERN[1:-1])
+_OPS = frozenset({"upsert", "delete", "withdraw"})
+
+
+def _plain_item(raw: Any) -> service.PushItem | None:
+    """``raw`` as a service item if it passes PushItem's checks as they are; else None."""
+    if type(raw) is not dict or not _ITEM_KEYS.issuperset(raw) or not _ITEM_REQUIRED.issubset(raw):
+        return None
+    key, record_type, record_id = raw["idempotency_key"], raw["record_type"], raw["record_id"]
+    version, recipient, participant_id = raw["version"], raw["recipient"], raw["participant_id"]
+    programme, strand, op = raw["programme"], raw.get("strand", ""), raw["op"]
+    fields = raw.get("fields", None)
+    if (
+        type(key) is not str or len(key) > 300
+        or type(record_type) is not str or not _RECORD_TYPE.fullmatch(record_type)
+        or type(record_id) is not str or not _ITEM_ID.fullmatch(record_id)
+        or type(version) is not int or not 1 <= version <= 2**62
+        or type(recipient) is not str or not _ITEM_ID.fullmatch(recipient)
+        or type(participant_id) is not str or not _ITEM_ID.fullmatch(participant_id)
+        or type(programme) is not str or not _ITEM_ID.fullmatch(programme)
+        or type(strand) is not str or not _OPTIONAL_ID.fullmatch(strand)
+        or type(op) is not str or op not in _OPS
+    ):
+        return None
+    if fields is None:
+        if "fields" in raw:
+            return None
+        fields = {}
+    elif type(fields) is not dict:
+        return None
+    return service.PushItem(
+        idempotency_key=key, record_type=record_type, record_id=record_id, version=version,
+        recipient=recipient, participant_id=participant_id, programme=programme,
+        strand=strand, op=op, fields=fields,
+    )
+
+
+def _parse_items(envelope: _PushEnvelope) -> list[service.PushItem | service.ItemResult]:
+    """Each item parsed on its own: a bad one is answered ``invalid_item``, never fatal."""
     items: list[service.PushItem | service.ItemResult] = []
     for raw in envelope.items:
+        plain = _plain_item(raw)
+        if plain is not None:
+            items.append(plain)
+            continue
         key = raw.get("idempotency_key") if isinstance(raw, dict) else None
         key = key if isinstance(key, str) and len(key) <= 300 else None
         try:
@@ -567,12 +640,23 @@ def _apply_batch(db: Database, device: service.Device, envelope: _PushEnvelope) 
             participant_id=parsed.participant_id, programme=parsed.programme,
             strand=parsed.strand, op=parsed.op, fields=parsed.fields,
         ))
-    results = service.apply_items(db, device, envelope.batch_id, items)
-    # model_construct: these values come from the service, already of the right types.
-    return [
-        ItemAnswer.model_construct(
-            index=index, idempotency_key=result.idempotency_key, status=result.status,
-            code=result.code, reason=result.reason,
-        )
-        for index, result in enumerate(results)
-    ]
+    return items
+
+
+def _push_answer(
+    db: Database, device: service.Device, envelope: _PushEnvelope
+) -> tuple[bytes, dict[str, int]]:
+    """The ``PushResponse`` body for a batch, written straight to JSON bytes (the shape is
+    PushResponse's, field for field), and its counts."""
+    results = service.apply_items(db, device, envelope.batch_id, _parse_items(envelope))
+    counts = {status.value: 0 for status in service.ItemStatus}
+    answers = []
+    for index, result in enumerate(results):
+        status = result.status.value
+        counts[status] += 1
+        answers.append({
+            "index": index, "idempotency_key": result.idempotency_key, "status": status,
+            "code": result.code, "reason": result.reason,
+        })
+    body = orjson.dumps({"batch_id": envelope.batch_id, "results": answers, "counts": counts})
+    return body, counts

@@ -12,6 +12,7 @@ comparison and ordering are plain string comparison on both backends.
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import sqlite3
@@ -80,6 +81,10 @@ class Tx(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
+
+    def any_of(self, values: Sequence[Any]) -> tuple[str, Any]: ...
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -141,11 +146,44 @@ class _BaseTx:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._run(sql, params).rowcount
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """One statement for each of ``rows``; returns the rows changed in all."""
+        if not rows:
+            return 0
+        return self._run_many(sql, rows)
+
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        raise NotImplementedError
+
+    def any_of(self, values: Sequence[Any]) -> tuple[str, Any]:
+        """``column IN`` + the text and the one parameter for "one of ``values``".
+
+        One statement text whatever the number of values, so each backend prepares it
+        once: ``IN (SELECT value FROM json_each(?))`` on SQLite, ``= ANY(?)`` on PostgreSQL.
+        """
+        raise NotImplementedError
+
 
 class _SqliteTx(_BaseTx):
+    def any_of(self, values: Sequence[Any]) -> tuple[str, Any]:
+        return " IN (SELECT value FROM json_each(?))", json.dumps(list(values))
+
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        try:
+            return int(self._conn.executemany(sql, rows).rowcount)
+        except sqlite3.Error as exc:
+            return self._failed(exc)
+
     def _run(self, sql: str, params: Sequence[Any]) -> _Cursorish:
         try:
             return self._conn.execute(sql, tuple(params))  # type: ignore[no-any-return]
+        except sqlite3.Error as exc:
+            return self._failed(exc)
+
+    @staticmethod
+    def _failed(exc: sqlite3.Error) -> Any:
+        try:
+            raise exc
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc):
                 raise UniqueViolation("unique constraint") from exc
@@ -160,13 +198,32 @@ class _SqliteTx(_BaseTx):
 
 
 class _PostgresTx(_BaseTx):
-    def _run(self, sql: str, params: Sequence[Any]) -> _Cursorish:
-        import psycopg
+    def any_of(self, values: Sequence[Any]) -> tuple[str, Any]:
+        return " = ANY(?)", list(values)
 
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        adapted = sql.replace("%", "%%").replace("?", "%s")
+        try:
+            with self._conn.cursor() as cur:
+                cur.executemany(adapted, [tuple(r) for r in rows])
+                return int(cur.rowcount)
+        except Exception as exc:  # noqa: BLE001 - mapped as for one statement
+            return self._failed(exc)
+
+    def _run(self, sql: str, params: Sequence[Any]) -> _Cursorish:
         # The one place placeholders are adapted: '?' -> '%s' (and a literal '%' escaped).
         adapted = sql.replace("%", "%%").replace("?", "%s")
         try:
             return self._conn.execute(adapted, tuple(params))  # type: ignore[no-any-return]
+        except Exception as exc:  # noqa: BLE001 - mapped below
+            return self._failed(exc)
+
+    @staticmethod
+    def _failed(exc: Exception) -> Any:
+        import psycopg
+
+        try:
+            raise exc
         except psycopg.errors.UniqueViolation as exc:
             raise UniqueViolation(exc.diag.constraint_name or "unique") from exc
         except psycopg.OperationalError as exc:

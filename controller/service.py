@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import re
 import secrets
+import threading
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Mapping, Sequence
+
+import orjson
 
 from keyworker_app import records
 
@@ -293,17 +297,29 @@ def _rejected(item: PushItem, code: str, reason: str) -> ItemResult:
 
 
 def _identifier_mismatch(item: PushItem, identifiers: frozenset[str]) -> str | None:
-    """The first identifier field whose value contradicts the item's envelope, if any."""
-    expected = {
-        "id": item.record_id,
-        "version": item.version,
-        "record_type": item.record_type,
-        "participant_id": item.participant_id,
-    }
-    for name in sorted(identifiers & set(item.fields)):
-        if name in expected and item.fields[name] != expected[name]:
+    """The first identifier field (by name) whose value contradicts the item's envelope."""
+    fields = item.fields
+    for name in _sorted_names(identifiers):
+        if name not in fields:
+            continue
+        if name == "id":
+            expected: Any = item.record_id
+        elif name == "version":
+            expected = item.version
+        elif name == "record_type":
+            expected = item.record_type
+        elif name == "participant_id":
+            expected = item.participant_id
+        else:
+            continue
+        if fields[name] != expected:
             return name
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def _sorted_names(names: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(names))
 
 
 def check_item(item: PushItem) -> ItemResult | None:
@@ -312,6 +328,9 @@ def check_item(item: PushItem) -> ItemResult | None:
     The same rules the laptop applied when it projected the record (DESIGN §5), checked
     again: the profile exists, covers the programme and strand, receives this record type,
     and every field sent is one of its fields for that programme (or an identifier).
+    What depends only on (recipient, record type, programme, strand, op) is worked out
+    once per profile set (:func:`_rule`); the rest is checked on each item, in the order
+    below, so the first rule broken is the one answered.
     """
     if item.idempotency_key != idempotency_key(item.record_id, item.version, item.recipient):
         return _rejected(
@@ -319,53 +338,27 @@ def check_item(item: PushItem) -> ItemResult | None:
             "idempotency_key_mismatch",
             "idempotency_key must be '<record_id>:<version>:<recipient>' for this item",
         )
-    if item.record_type not in records.RECORD_TYPE_BY_NAME:
-        return _rejected(item, "unknown_record_type", f"unknown record type '{item.record_type}'")
-    if item.op == "withdraw" and item.record_type != "consent":
+    rule = _rule(item.recipient, item.record_type, item.programme, item.strand, item.op)
+    if isinstance(rule, tuple):
+        return _rejected(item, *rule)
+    fields = item.fields
+    if rule.withdraw and fields.get("status", "withdrawn") != "withdrawn":
         return _rejected(
-            item, "withdraw_needs_consent", "op 'withdraw' is only for record type 'consent'"
+            item, "withdraw_status", "a withdrawal's 'status' field must be 'withdrawn'"
         )
-    profile = profiles.profile_scope(item.recipient)
-    if profile is None:
-        return _rejected(item, "unknown_profile", f"unknown sharing profile '{item.recipient}'")
-    if item.programme not in profile.programmes:
-        return _rejected(
-            item,
-            "programme_not_in_profile",
-            f"sharing profile '{profile.id}' does not cover programme '{item.programme}'",
-        )
-    if profile.strands and item.strand not in profile.strands:
-        return _rejected(
-            item,
-            "strand_not_in_profile",
-            f"sharing profile '{profile.id}' does not cover strand '{item.strand}'",
-        )
-    if item.op == "withdraw":
-        allowed: frozenset[str] | None = WITHDRAWAL_FIELDS
-        if item.fields.get("status", "withdrawn") != "withdrawn":
-            return _rejected(
-                item, "withdraw_status", "a withdrawal's 'status' field must be 'withdrawn'"
-            )
-    else:
-        allowed = profiles.allowed_fields(item.recipient, item.record_type, item.programme)
-    if allowed is None:
-        return _rejected(
-            item,
-            "record_type_not_in_profile",
-            f"sharing profile '{profile.id}' does not receive record type '{item.record_type}'",
-        )
-    identifiers = profiles.identifier_fields()
-    outside = sorted(name for name in item.fields if name not in allowed | identifiers)
-    if outside:
+    if rule.record_missing is not None:
+        return _rejected(item, "record_type_not_in_profile", rule.record_missing)
+    if not rule.allowed.issuperset(fields):
+        outside = sorted(name for name in fields if name not in rule.allowed)
         names = ", ".join(f"'{name[:64]}'" for name in outside[:10])
         noun = "field" if len(outside) == 1 else "fields"
         return _rejected(
             item,
             "field_not_in_profile",
-            f"{noun} {names} not in sharing profile '{profile.id}' for record type "
+            f"{noun} {names} not in sharing profile '{rule.profile_id}' for record type "
             f"'{item.record_type}'",
         )
-    mismatch = _identifier_mismatch(item, identifiers)
+    mismatch = _identifier_mismatch(item, rule.identifiers)
     if mismatch:
         return _rejected(
             item, "identifier_mismatch",
@@ -373,31 +366,113 @@ def check_item(item: PushItem) -> ItemResult | None:
         )
     # The Health Team's confidential record never leaves a laptop, whatever a profile
     # says (seed 003); refuse it here too.
-    if item.record_type == "case_note" and item.fields.get("confidentiality") == "health_team":
+    if item.record_type == "case_note" and fields.get("confidentiality") == "health_team":
         return _rejected(
             item, "health_team_confidential",
             "Health Team confidential case notes are never shared",
         )
     if (
         item.record_type == "assessment"
-        and profile.assessment_forms is not None
-        and "form_id" in item.fields
-        and item.fields["form_id"] not in profile.assessment_forms
+        and rule.assessment_forms is not None
+        and "form_id" in fields
+        and fields["form_id"] not in rule.assessment_forms
     ):
         return _rejected(
             item, "form_not_in_profile",
-            f"sharing profile '{profile.id}' does not receive assessments of this form",
+            f"sharing profile '{rule.profile_id}' does not receive assessments of this form",
         )
     return None
 
 
-#: How a payload is stored: compact JSON, keys sorted (one encoder, built once).
+@dataclass(frozen=True)
+class _Rule:
+    """What the receipt check allows for one (recipient, record type, programme, strand, op)."""
+
+    profile_id: str
+    allowed: frozenset[str]            # the profile's fields (or a withdrawal's) and identifiers
+    identifiers: frozenset[str]
+    withdraw: bool
+    record_missing: str | None         # the reason, when the profile lacks this record type
+    assessment_forms: frozenset[str] | None
+
+
+_rules_lock = threading.Lock()
+_rules_for: tuple[object, dict[tuple[str, str, str, str, str], _Rule | tuple[str, str]]] = (None, {})
+
+
+def _rule(recipient: str, record_type: str, programme: str, strand: str, op: str) -> _Rule | tuple[str, str]:
+    """The compiled receipt rule, or (code, reason) when every such item is refused."""
+    global _rules_for
+    current = profiles.profiles()
+    seen, cache = _rules_for
+    if seen is not current:
+        with _rules_lock:
+            _rules_for = (current, {})
+            seen, cache = _rules_for
+    key = (recipient, record_type, programme, strand, op)
+    rule = cache.get(key)
+    if rule is None:
+        rule = cache[key] = _compile_rule(*key)
+    return rule
+
+
+def _compile_rule(recipient: str, record_type: str, programme: str, strand: str, op: str) -> _Rule | tuple[str, str]:
+    if record_type not in records.RECORD_TYPE_BY_NAME:
+        return "unknown_record_type", f"unknown record type '{record_type}'"
+    if op == "withdraw" and record_type != "consent":
+        return "withdraw_needs_consent", "op 'withdraw' is only for record type 'consent'"
+    profile = profiles.profile_scope(recipient)
+    if profile is None:
+        return "unknown_profile", f"unknown sharing profile '{recipient}'"
+    if programme not in profile.programmes:
+        return (
+            "programme_not_in_profile",
+            f"sharing profile '{profile.id}' does not cover programme '{programme}'",
+        )
+    if profile.strands and strand not in profile.strands:
+        return (
+            "strand_not_in_profile",
+            f"sharing profile '{profile.id}' does not cover strand '{strand}'",
+        )
+    identifiers = profiles.identifier_fields()
+    allowed = (
+        WITHDRAWAL_FIELDS if op == "withdraw"
+        else profiles.allowed_fields(recipient, record_type, programme)
+    )
+    missing = None
+    if allowed is None:
+        missing = f"sharing profile '{profile.id}' does not receive record type '{record_type}'"
+    return _Rule(
+        profile_id=profile.id,
+        allowed=frozenset(allowed or ()) | identifiers,
+        identifiers=identifiers,
+        withdraw=op == "withdraw",
+        record_missing=missing,
+        assessment_forms=profile.assessment_forms,
+    )
+
+
+#: How a payload is stored: compact JSON, keys sorted (one encoder, built once). orjson
+#: writes the same JSON several times faster; what it cannot write (an integer beyond 64
+#: bits, a lone surrogate) goes through the standard encoder as before.
 _PAYLOAD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
+def encode_payload(fields: Mapping[str, Any]) -> str:
+    """An item's fields as stored: compact JSON text with sorted keys."""
+    try:
+        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):
+        return _PAYLOAD_ENCODER.encode(dict(fields))
 
 
 def apply_item(db: Database, device: Device, batch_id: str, item: PushItem) -> ItemResult:
     """Check and store one item exactly once, in its own transaction."""
     return apply_items(db, device, batch_id, [item])[0]
+
+
+class _Raced(Exception):
+    """Another delivery wrote some of these items while this batch was being decided."""
 
 
 def apply_items(
@@ -408,9 +483,16 @@ def apply_items(
     Returns one answer per item, in order. An entry that is already an :class:`ItemResult`
     (an item the API layer could not parse) is answered as it is. Every item is checked
     against its sharing profile first; a refused or conflicting item writes nothing and
-    never blocks the rest: each item's statements leave no trace of it unless it is
-    accepted (:func:`_store_item`). Exactly-once rests on the unique idempotency key, as
-    with one transaction per item; one transaction per batch only saves the commits.
+    never blocks the rest.
+
+    The batch is stored set-wise (:func:`_store_batch`): what is held already is read
+    with two queries, each item is decided in order as if stored one by one, and the
+    accepted ones are written with one statement per table. Exactly-once still rests on
+    the unique idempotency key: every write is conditional, and if any of them changes
+    fewer rows than decided (a concurrent delivery of the same items got there first, on
+    a backend that lets two pushes write at once), the transaction is rolled back and
+    the batch stored again item by item (:func:`_store_item`), which waits for the other
+    delivery and answers each item from what it finds.
     """
     results: list[ItemResult | None] = []
     to_store: list[tuple[int, PushItem]] = []
@@ -423,10 +505,94 @@ def apply_items(
         if refused is None:
             to_store.append((index, item))
     if to_store:
-        with db.transaction() as tx:
-            for index, item in to_store:
-                results[index] = _store_item(tx, device, batch_id, item)
+        try:
+            with db.transaction() as tx:
+                stored = _store_batch(tx, device, batch_id, [item for _, item in to_store])
+        except _Raced:
+            with db.transaction() as tx:
+                stored = [_store_item(tx, device, batch_id, item) for _, item in to_store]
+        for (index, _), result in zip(to_store, stored, strict=True):
+            results[index] = result
     return [r for r in results if r is not None]
+
+
+_RECEIVED_SQL = (
+    "INSERT INTO received_items (idempotency_key, recipient, record_type, record_id,"
+    " version, op, participant_id, programme, strand, payload, batch_id, device_id,"
+    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (idempotency_key) DO NOTHING"
+)
+_HEAD_SQL = (
+    "INSERT INTO record_heads (record_id, recipient, version) VALUES (?, ?, ?)"
+    " ON CONFLICT (record_id, recipient) DO UPDATE SET version = excluded.version"
+    " WHERE record_heads.version < excluded.version"
+)
+_WITHDRAWAL_SQL = (
+    "INSERT INTO withdrawals (idempotency_key, recipient, participant_id,"
+    " consent_id, withdrawn_on, device_id, received_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_DUPLICATE = ("duplicate", "already received")
+
+
+def _store_batch(tx: Tx, device: Device, batch_id: str, items: Sequence[PushItem]) -> list[ItemResult]:
+    """Store checked items in order, as :func:`_store_item` would one by one; raises
+    :class:`_Raced` when a write finds the database other than it was read."""
+    in_keys, keys = tx.any_of(sorted({item.idempotency_key for item in items}))
+    held_keys = {
+        row["idempotency_key"] for row in tx.query(
+            "SELECT idempotency_key FROM received_items WHERE idempotency_key" + in_keys, (keys,))
+    }
+    in_ids, ids = tx.any_of(sorted({item.record_id for item in items}))
+    heads: dict[tuple[str, str], int] = {
+        (row["record_id"], row["recipient"]): int(row["version"]) for row in tx.query(
+            "SELECT record_id, recipient, version FROM record_heads WHERE record_id" + in_ids, (ids,))
+    }
+    now = now_text()
+    results: list[ItemResult] = []
+    received: list[tuple[Any, ...]] = []
+    moved: list[tuple[str, str, int]] = []
+    withdrawals: list[tuple[Any, ...]] = []
+    for item in items:
+        key = item.idempotency_key
+        if key in held_keys:
+            results.append(ItemResult(key, ItemStatus.DUPLICATE, *_DUPLICATE))
+            continue
+        target = (item.record_id, item.recipient)
+        head = heads.get(target)
+        if head is not None and head >= item.version:
+            results.append(ItemResult(
+                key, ItemStatus.CONFLICT, "older_version",
+                f"version {item.version} is older than version {head} already held "
+                "for this record and recipient",
+            ))
+            continue
+        held_keys.add(key)
+        heads[target] = item.version
+        received.append((
+            key, item.recipient, item.record_type, item.record_id, item.version, item.op,
+            item.participant_id, item.programme, item.strand, encode_payload(item.fields),
+            batch_id, device.id, now,
+        ))
+        moved.append((item.record_id, item.recipient, item.version))
+        if item.op == "withdraw":
+            withdrawn_on = item.fields.get("withdrawn_on")
+            withdrawals.append((
+                key, item.recipient, item.participant_id, item.record_id,
+                str(withdrawn_on) if withdrawn_on is not None else None, device.id, now,
+            ))
+        results.append(ItemResult(key, ItemStatus.ACCEPTED))
+    # Written in key order (the order two deliveries of overlapping items take their
+    # locks in, so they queue instead of deadlocking); heads keep the order decided for
+    # two versions of one record (a stable sort).
+    received.sort(key=lambda row: row[0])
+    moved.sort(key=lambda row: (row[0], row[1]))
+    if tx.executemany(_RECEIVED_SQL, received) != len(received):
+        raise _Raced()
+    if tx.executemany(_HEAD_SQL, moved) != len(moved):
+        raise _Raced()
+    tx.executemany(_WITHDRAWAL_SQL, withdrawals)
+    return results
 
 
 def _store_item(tx: Tx, device: Device, batch_id: str, item: PushItem) -> ItemResult:
@@ -449,7 +615,7 @@ def _store_item(tx: Tx, device: Device, batch_id: str, item: PushItem) -> ItemRe
         (
             key, item.recipient, item.record_type, item.record_id, item.version, item.op,
             item.participant_id, item.programme, item.strand,
-            _PAYLOAD_ENCODER.encode(dict(item.fields)),
+            encode_payload(item.fields),
             batch_id, device.id, now,
         ),
     )

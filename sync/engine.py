@@ -10,7 +10,8 @@ raises for something a person can meet: the failure is in :attr:`SyncResult.erro
 
 * PREPARING: ``GET /v1/health`` (also how "offline" is found out before anything else), and
   the batch limits clamped to the controller's.
-* PUSHING: pending outbox rows in chunks; each chunk projected (:mod:`sync.projection`),
+* PUSHING: pending outbox rows in chunks (growing: small first, so sending starts soon,
+  then larger, for fewer transactions); each chunk projected (:mod:`sync.projection`),
   recorded (:meth:`Ledger.prepare`), then sent in batches bounded by count and bytes, each
   body gzip-compressed; each batch's answers checked whole (:mod:`sync.wire`) and applied in
   one transaction (with the next chunk's record, when one follows). A batch the controller
@@ -39,6 +40,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import orjson
+
 from keyworker_app.records import Referral
 from keyworker_app.sharing import SharingProfile
 from keyworker_app.store.store import Store
@@ -58,13 +61,30 @@ from .wire import (
 
 log = logging.getLogger("keyworker.sync")
 
-#: Items are encoded as compact JSON, UTF-8 as is (one encoder, built once).
+#: Items are encoded as compact JSON, UTF-8 as is: by orjson (several times faster), or by
+#: the standard encoder for what orjson will not write (an integer beyond 64 bits, a lone
+#: surrogate).
 _ITEM_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+def encode_item(item: PlannedItem) -> bytes:
+    """One push item (``PushItem``) as compact UTF-8 JSON."""
+    wire = item.wire()
+    try:
+        return orjson.dumps(wire)
+    except orjson.JSONEncodeError:
+        return _ITEM_ENCODER.encode(wire).encode("utf-8")
+
+
 #: Batches handed to the sender thread and not yet finished: one on the wire, the rest
-#: waiting (about one chunk of outbox rows).
-_MAX_IN_FLIGHT = 4
+#: waiting. Enough for a whole chunk of outbox rows, so that the next chunk is projected
+#: and recorded while this one is sent; bounded in bytes too (their JSON is kept until
+#: answered).
+_MAX_IN_FLIGHT = 64
+_MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024
+
+#: While draining the batches in flight, answers are written in groups of this many items.
+_WRITE_EVERY = 2000
 
 #: A batch's items and the controller's answers (None: one item too large to send).
 _Answered = tuple[list[PlannedItem], "Sequence[ItemAnswer] | None"]
@@ -76,7 +96,8 @@ class _InFlight:
 
     future: Future[list[_Answered]]
     keys: frozenset[str]
-    participants: frozenset[str]
+    targets: frozenset[tuple[str, str]]   # (participant id, recipient) of its items
+    size: int = 0
 
 
 class Stage(enum.StrEnum):
@@ -118,7 +139,8 @@ class SyncConfig:
 
     max_batch_items: int = 500
     max_batch_bytes: int = 2 * 1024 * 1024     # JSON before compression
-    outbox_chunk: int = 1000                    # outbox rows projected per ledger write
+    outbox_chunk: int = 500                     # outbox rows projected per ledger write, at first
+    outbox_chunk_max: int = 8000                # ... doubling each chunk up to this
     referral_page: int = 100
     gzip_level: int = 1                         # fast: both ends spend less CPU than on 6
 
@@ -262,15 +284,21 @@ class SyncEngine:
         # and only talks HTTP; this thread projects and records the next chunk meanwhile,
         # and writes the answers that have come back in the same transaction as the next
         # chunk's plans (fewer, larger transactions: the store encrypts every page a
-        # transaction touches). At most _MAX_IN_FLIGHT batches are handed over at a time.
+        # transaction touches). Chunks grow from SyncConfig.outbox_chunk to
+        # outbox_chunk_max, and up to _MAX_IN_FLIGHT batches (a whole chunk) are handed
+        # over at a time, so the controller always has the last chunk to store while this
+        # thread prepares the next. Every item is recorded as pending (committed) before
+        # its batch is handed over, as before.
         # Each decision still sees what it would if sending and projecting took turns:
         # recording a chunk treats the items in flight as answered (Ledger.prepare), and
         # before a participant's sent log is read (a deletion or a withdrawal notice) every
-        # batch in flight about them is finished and its answers written.
+        # batch in flight about them (for that recipient, for a notice) is finished and
+        # its answers written.
         projector = Projector(self.store, self._profiles, self._today, before_history=self._settle_for)
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyworker-sync-push")
         self._in_flight: deque[_InFlight] = deque()
         self._answered: list[_Answered] = []
+        self._answered_targets: set[tuple[str, str]] = set()
         self._stopping = False
         try:
             self._push_all(projector)
@@ -289,10 +317,16 @@ class SyncEngine:
         done = 0
         self._enter(Stage.PUSHING, 0, total)
         after = 0
+        # Small chunks first, so that the controller has work soon; then larger ones, since
+        # a transaction's cost is mostly the pages it touches (each encrypted once at
+        # commit) and the ledger's indexes on idempotency keys and record ids are touched
+        # all over: fewer, larger transactions touch each page fewer times in all.
+        chunk = max(1, self.config.outbox_chunk)
         while True:
-            rows = self.store.outbox_pending(limit=self.config.outbox_chunk, after_seq=after)
+            rows = self.store.outbox_pending(limit=chunk, after_seq=after)
             if not rows:
                 break
+            chunk = min(max(chunk, self.config.outbox_chunk_max), chunk * 2)
             after = rows[-1].seq
             plans = projector.plan_many(rows)
             self._send_plans(plans, projected_before=rows[0].seq)
@@ -311,10 +345,12 @@ class SyncEngine:
         """Wait for the oldest batch in flight and keep its answers (written later)."""
         flight = self._in_flight.popleft()
         self._answered.extend(flight.future.result())   # the sender's failure stops the run
+        self._answered_targets |= flight.targets
 
     def _write_answers(self) -> None:
         """Write down every answer kept so far (in the caller's transaction, if any)."""
         answered, self._answered = self._answered, []
+        self._answered_targets = set()
         with self.store.db.transaction():
             for items, answers in answered:
                 if answers is None:
@@ -338,17 +374,32 @@ class SyncEngine:
                         type(exc).__name__)
 
     def _settle_all(self) -> None:
-        """Wait for every batch in flight and write down all their answers."""
+        """Wait for every batch in flight and write down all their answers.
+
+        While later batches are still on their way, the answers already back are written
+        in groups of about ``_WRITE_EVERY`` items, so that writing them overlaps with the
+        controller storing the rest instead of all waiting for the last one.
+        """
         while self._in_flight:
             self._reap()
+            if self._in_flight and sum(len(items) for items, _ in self._answered) >= _WRITE_EVERY:
+                self._write_answers()
         self._write_answers()
 
-    def _settle_for(self, participant_id: str) -> None:
-        """Finish the batches in flight that carry items about ``participant_id``."""
-        if any(participant_id in flight.participants for flight in self._in_flight) or any(
-            item.participant_id == participant_id for items, _ in self._answered for item in items
-        ):
-            self._settle_all()
+    def _settle_for(self, participant_id: str, recipient: str | None = None) -> None:
+        """Finish the batches in flight that carry items about ``participant_id`` (for
+        ``recipient``, or any), oldest first up to the last of them, and write down every
+        answer back so far: what the sent log would show had each batch been finished and
+        written before the next was projected."""
+        def about(target: tuple[str, str]) -> bool:
+            return target[0] == participant_id and (recipient is None or target[1] == recipient)
+
+        if not any(map(about, self._answered_targets)) and not any(
+                any(map(about, flight.targets)) for flight in self._in_flight):
+            return
+        while any(any(map(about, flight.targets)) for flight in self._in_flight):
+            self._reap()
+        self._write_answers()
 
     def _send_plans(self, plans: Sequence[SourcePlan], projected_before: int = 0) -> None:
         for plan in plans:
@@ -365,7 +416,7 @@ class SyncEngine:
         encoded: list[bytes] = []
         size = 0
         for item in items:
-            body = _ITEM_ENCODER.encode(item.wire()).encode("utf-8")
+            body = encode_item(item)
             if len(body) > self._max_bytes:
                 self.ledger.set_aside([item], "item_too_large",
                                       "This item is larger than the controller accepts in one batch.")
@@ -381,11 +432,14 @@ class SyncEngine:
             self._submit(batch, encoded)
 
     def _submit(self, items: list[PlannedItem], encoded: list[bytes]) -> None:
-        while len(self._in_flight) >= _MAX_IN_FLIGHT:
+        size = sum(map(len, encoded))
+        while self._in_flight and (len(self._in_flight) >= _MAX_IN_FLIGHT or
+                                   sum(f.size for f in self._in_flight) + size > _MAX_IN_FLIGHT_BYTES):
             self._reap()
         self._in_flight.append(_InFlight(
             self._sender.submit(self._deliver, items, encoded),
-            frozenset(i.key for i in items), frozenset(i.participant_id for i in items)))
+            frozenset(i.key for i in items), frozenset((i.participant_id, i.recipient) for i in items),
+            size))
 
     def _deliver(self, items: list[PlannedItem], encoded: list[bytes]) -> list[_Answered]:
         """In the sender thread: post one batch; its answers (checked) or, for an item the

@@ -148,7 +148,11 @@ class Ledger:
                 # The same item twice in one set of plans: apply them one by one, in order,
                 # so the later one decides (rare: the bulk path assumes each key once).
                 to_send = self._prepare_each(conn, plans, now, skip, projected_before)
-            self._settle(conn, {p.outbox_seq for p in plans if p.outbox_seq is not None},
+            # A source with an item about to be sent has a pending item, so it cannot close
+            # now: only the others are looked at.
+            sending = {i.outbox_seq for i in to_send}
+            self._settle(conn, {p.outbox_seq for p in plans
+                                if p.outbox_seq is not None and p.outbox_seq not in sending},
                          {p.one_off_seq for p in plans if p.one_off_seq is not None})
         return to_send
 

@@ -20,21 +20,28 @@ are exactly the :class:`~keyworker_app.sharing.Share` the core returned.
 
 from __future__ import annotations
 
+import enum
 import json
+import re
+import types
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 
+import orjson
+
 from keyworker_app.errors import KeyworkerError
 from keyworker_app.records import (
-    RECORD_TYPE_BY_NAME, Consent, ConsentStatus, Participant, Record,
+    RECORD_TYPE_BY_NAME, CaseNote, Confidentiality, Consent, ConsentStatus, Participant, Record,
 )
 from keyworker_app.sharing import (
     IDENTIFIER_FIELDS, HeldBack, HoldReason, Share, SharingProfile, applicable_profiles,
-    load_sharing_profiles, project, project_one_off,
+    latest_consent, load_sharing_profiles, project, project_one_off,
 )
+from keyworker_app.sharing import _consent_hold, _json_ready  # the core's own rules, reused
 from keyworker_app.store.codec import codec_for
 from keyworker_app.store.store import OutboxItem, Store
 
@@ -136,6 +143,148 @@ def _special_basis(record: Record, names: Iterable[str], profile: SharingProfile
     return profile.article_9 if set(names) & type(record).special_category else None
 
 
+
+# -- compiled projection --------------------------------------------------------------------
+#
+# Records other than participants and consents are projected from their stored row, not
+# decoded into a Record first: for each record type and profile the fields to send are
+# worked out once (which columns, and how each stored value becomes the JSON-ready value
+# keyworker_app.sharing.project would give), and the checks that depend only on the
+# participant and the profile (restriction, objection, consent) once per participant and
+# profile. The result is the same Share, field for field and in the same order, as the
+# core's project(); tests/sync/test_sync_projection.py checks that on every record of a
+# synthetic caseload. Participants and consents, which the gate itself reads, still go
+# through project() as decoded records.
+
+_Converter = Callable[[Any], Any]
+
+
+def _json_converter(hint: Any, decoder: Callable[[Any], Any]) -> _Converter:
+    """stored value -> ``sharing._json_ready(decoder(value))``, quicker for common types.
+
+    Each quick path gives the stored value itself (or its JSON as parsed) only where that
+    is what decoding and making JSON-ready again gives for a value as the store writes it
+    (codec.py); anything else goes the long way (``generic``).
+    """
+    def generic(raw: Any) -> Any:
+        return _json_ready(decoder(raw))
+
+    base = hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) != 1:
+            return generic
+        base = args[0]
+    origin = typing.get_origin(base)
+    if base is str:
+        return lambda raw: raw if type(raw) is str else generic(raw)
+    if base is int:
+        return lambda raw: raw if type(raw) is int else generic(raw)
+    if isinstance(base, type) and issubclass(base, enum.Enum) and all(
+            type(m.value) is str for m in base):
+        values = frozenset(m.value for m in base)
+        return lambda raw: raw if type(raw) is str and raw in values else generic(raw)
+    if base is datetime:
+        # What datetime.isoformat() writes (no zero microseconds, offsets in minutes, UTC
+        # as +00:00) reads back and writes out the same.
+        def moment(raw: Any) -> Any:
+            if type(raw) is str and _CANONICAL_MOMENT.fullmatch(raw) and not raw.endswith((".000000", "-00:00")) \
+                    and ".000000+" not in raw and ".000000-" not in raw:
+                return raw
+            return generic(raw)
+        return moment
+    if base is date:
+        return lambda raw: raw if type(raw) is str and _CANONICAL_DAY.fullmatch(raw) else generic(raw)
+    if origin in (tuple, list) or origin in (dict, Mapping) or origin is typing.get_origin(Mapping[str, Any]):
+        # Stored as JSON text; parsed JSON is already JSON-ready (a tuple's items come
+        # back as a list, as _json_ready makes them).
+        wanted = list if origin in (tuple, list) else dict
+
+        def parsed(raw: Any) -> Any:
+            if type(raw) is str:
+                try:
+                    value = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    return generic(raw)
+                if type(value) is wanted:
+                    return value
+            return generic(raw)
+        return parsed
+    return generic
+
+
+_CANONICAL_DAY = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])")
+_CANONICAL_MOMENT = re.compile(
+    r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+    r"(\.\d{6})?([+-]([01]\d|2[0-3]):[0-5]\d)?")
+
+
+@dataclass(frozen=True)
+class _RowView:
+    """Which columns of one record type's table the projection reads, and how."""
+
+    kind: type[Record]
+    columns: tuple[str, ...]
+    index: Mapping[str, int]
+    converters: Mapping[str, _Converter]
+
+
+@dataclass(frozen=True)
+class _FieldPlan:
+    """What one (resolved) profile receives of one record type, ready to read from a row."""
+
+    getters: tuple[tuple[str, int, _Converter], ...]
+    field_names: tuple[str, ...]
+    article_9: str | None
+    assessment_forms: frozenset[str] | None
+
+
+def _row_view(kind: type[Record], profiles: Mapping[str, SharingProfile]) -> _RowView:
+    codec = codec_for(kind)  # type: ignore[arg-type]  # (as in store.py)
+    wanted = {"id", "version", "participant_id"}
+    if kind is CaseNote:
+        wanted.add("confidentiality")
+    if "form_id" in codec.columns:
+        wanted.add("form_id")
+    for profile in profiles.values():
+        for programme in profile.programmes:
+            wanted.update(profile.for_programme(programme).fields_for(kind.record_type))
+    columns = tuple(c for c in codec.columns if c in wanted)
+    hints = typing.get_type_hints(kind)
+    decoders = dict(zip(codec.columns, codec.decoders))
+    return _RowView(kind, columns, {c: i for i, c in enumerate(columns)},
+                    {c: _json_converter(hints[c], decoders[c]) for c in columns})
+
+
+def _field_plan(view: _RowView, profile: SharingProfile) -> _FieldPlan | None:
+    if view.kind.record_type not in profile.records:
+        return None
+    names = tuple(n for n in profile.fields_for(view.kind.record_type) if n not in IDENTIFIER_FIELDS)
+    forms = profile.assessment_forms
+    return _FieldPlan(
+        getters=tuple((n, view.index[n], view.converters[n]) for n in names),
+        field_names=names,
+        article_9=profile.article_9 if set(names) & view.kind.special_category else None,
+        assessment_forms=(frozenset(forms) if forms is not None and view.kind.record_type == "assessment"
+                          else None),
+    )
+
+
+def _gate(profile: SharingProfile, participant: Participant, consents: Sequence[Consent],
+          today: date) -> HoldReason | None:
+    """project()'s checks after "is this record type in the profile", which depend only on
+    the participant, their consents and the profile (in project()'s order)."""
+    if participant.restricted:
+        return HoldReason.RESTRICTED
+    if profile.stops_on_objection and (
+        profile.objection_purpose in participant.objections or profile.id in participant.objections
+    ):
+        return HoldReason.OBJECTED
+    if profile.consent_required:
+        return _consent_hold(latest_consent(consents, profile.id, participant.id, today))
+    return None
+
+
 class Projector:
     """Turns outbox rows into planned and held-back items, caching per participant."""
 
@@ -144,23 +293,30 @@ class Projector:
         store: Store,
         profiles: Mapping[str, SharingProfile] | None = None,
         today: date | None = None,
-        before_history: Callable[[str], object] | None = None,
+        before_history: Callable[[str, str | None], object] | None = None,
     ) -> None:
         self.store = store
         self.profiles = load_sharing_profiles() if profiles is None else profiles
         self.today = today or date.today()
-        # Called with a participant id before their sent log is read (a deletion or a
-        # withdrawal notice depends on it): the engine writes down the answers to batches
-        # about them still on their way first.
-        self._before_history = before_history or (lambda participant_id: None)
+        # Called with a participant id (and the recipient, when only one matters) before
+        # their sent log is read (a deletion or a withdrawal notice depends on it): the
+        # engine writes down the answers to batches about them still on their way first.
+        self._before_history = before_history or (lambda participant_id, recipient: None)
         self._participants: dict[str, Participant | None] = {}
         self._consents: dict[str, list[Consent]] = {}
         self._profiles_for: dict[tuple[str, str], list[SharingProfile]] = {}
         # While plan_many works through a chunk: its records, loaded up front, and the
         # participants whose participant record and consents were (re)loaded for it.
         self._records: dict[tuple[str, str], Record] = {}
+        self._rows: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._fresh: set[str] = set()
         self._bulk = False
+        # The compiled projection (see _RowView): per record type, per (programme, strand,
+        # record type), and per participant (valid while their cached participant record
+        # and consent list are the very objects it was worked out from).
+        self._views: dict[type[Record], _RowView] = {}
+        self._field_plans: dict[tuple[str, str, str], list[tuple[SharingProfile, _FieldPlan | None]]] = {}
+        self._gates: dict[str, tuple[Participant, list[Consent], dict[str, HoldReason | None]]] = {}
 
     def forget(self, participant_id: str) -> None:
         """Drop the cached participant and consents (after they change)."""
@@ -201,6 +357,7 @@ class Projector:
         finally:
             self._bulk = False
             self._records.clear()
+            self._rows.clear()
             self._fresh = set()
 
     def _preload(self, rows: Sequence[OutboxItem]) -> None:
@@ -217,8 +374,14 @@ class Projector:
         consents = sorted(p for p in wanted if p in changed or p not in self._consents)
         with self.store.db.lock:   # one snapshot: no save lands between these reads
             for record_type, ids in sorted(by_type.items()):
-                for record in self._load(RECORD_TYPE_BY_NAME[record_type], "id", sorted(ids)):
-                    self._records[(record_type, record.id)] = record
+                kind = RECORD_TYPE_BY_NAME[record_type]
+                if kind in (Participant, Consent):
+                    for record in self._load(kind, "id", sorted(ids)):
+                        self._records[(record_type, record.id)] = record
+                else:
+                    view = self._view(kind)
+                    for stored in self._load_rows(view, sorted(ids)):
+                        self._rows[(record_type, stored[0])] = stored
             found: dict[str, Participant | None] = dict.fromkeys(participants)
             for participant in self._load(Participant, "id", participants):
                 if isinstance(participant, Participant):
@@ -242,6 +405,91 @@ class Projector:
             f" WHERE {column} IN (SELECT value FROM json_each(?)){order}", (json.dumps(list(values)),))
         return [codec.from_row(tuple(r)) for r in rows]
 
+    def _view(self, kind: type[Record]) -> _RowView:
+        view = self._views.get(kind)
+        if view is None:
+            view = self._views[kind] = _row_view(kind, self.profiles)
+        return view
+
+    def _load_rows(self, view: _RowView, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        """The projected columns of the records of ``view.kind`` with these ids (id first)."""
+        if not ids:
+            return []
+        return [tuple(r) for r in self.store.db.query(
+            f"SELECT {', '.join(view.columns)} FROM {view.kind.record_type}"
+            " WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),))]
+
+    def _plans_for(self, participant: Participant, kind: type[Record]) -> list[tuple[SharingProfile, _FieldPlan | None]]:
+        key = (participant.programme, participant.strand, kind.record_type)
+        plans = self._field_plans.get(key)
+        if plans is None:
+            view = self._view(kind)
+            plans = self._field_plans[key] = [
+                (profile, _field_plan(view, profile))
+                for profile in self._applicable(participant.programme, participant.strand)]
+        return plans
+
+    def _gate_for(self, participant: Participant, profile: SharingProfile) -> HoldReason | None:
+        consents = self._consents_of(participant.id)
+        cached = self._gates.get(participant.id)
+        if cached is None or cached[0] is not participant or cached[1] is not consents:
+            cached = self._gates[participant.id] = (participant, consents, {})
+        gates = cached[2]
+        if profile.id not in gates:
+            gates[profile.id] = _gate(profile, participant, consents, self.today)
+        return gates[profile.id]
+
+    def _plan_row(self, row: OutboxItem, kind: type[Record]) -> SourcePlan:
+        """:meth:`plan` for a record that is neither a participant nor a consent, from its
+        stored row (the compiled projection, see :class:`_RowView`)."""
+        view = self._view(kind)
+        if self._bulk:
+            stored = self._rows.get((row.record_type, row.record_id))
+        else:
+            found = self._load_rows(view, [row.record_id])
+            stored = found[0] if found else None
+        index = view.index
+        if stored is None or stored[index["version"]] != row.version:
+            return SourcePlan(row.seq, None)   # superseded: a newer row carries the change
+        participant = self._participant(row.participant_id)
+        if participant is None:
+            return SourcePlan(row.seq, None)
+        plans = self._plans_for(participant, kind)
+        if not plans:
+            return SourcePlan(row.seq, None)
+        record_id, version = stored[index["id"]], stored[index["version"]]
+        if stored[index["participant_id"]] != participant.id:
+            raise ValueError("the record does not belong to this participant")
+        confidential = (kind is CaseNote
+                        and stored[index["confidentiality"]] == Confidentiality.HEALTH_TEAM.value)
+        form_id = stored[index["form_id"]] if "form_id" in index else None
+        record_type = kind.record_type
+        items: list[PlannedItem] = []
+        held: list[HeldItem] = []
+        for profile, plan in plans:
+            key = f"{record_id}:{version}:{profile.id}"
+            if confidential:
+                held.append(HeldItem(key, record_type, record_id, version, participant.id,
+                                     profile.id, HoldReason.HEALTH_TEAM_CONFIDENTIAL, row.seq))
+                continue
+            if plan is None or (plan.assessment_forms is not None and form_id not in plan.assessment_forms):
+                continue   # not in this profile: nothing to send or to hold
+            reason = self._gate_for(participant, profile)
+            if reason is not None:
+                held.append(HeldItem(key, record_type, record_id, version, participant.id,
+                                     profile.id, reason, row.seq))
+                continue
+            fields: dict[str, Any] = {"id": record_id, "version": version, "record_type": record_type,
+                                      "participant_id": participant.id}
+            for name, column, convert in plan.getters:
+                fields[name] = convert(stored[column])
+            items.append(PlannedItem(
+                key, record_type, record_id, version, participant.id, profile.id,
+                participant.programme, participant.strand, "upsert", MappingProxyType(fields),
+                plan.field_names, profile.article_6, plan.article_9, row.seq,
+            ))
+        return SourcePlan(row.seq, None, tuple(items), tuple(held))
+
     def plan(self, row: OutboxItem) -> SourcePlan:
         """The items for one outbox row (empty when superseded or nothing applies)."""
         if row.op == "delete":
@@ -251,6 +499,8 @@ class Projector:
         kind = RECORD_TYPE_BY_NAME.get(row.record_type)
         if kind is None:
             return SourcePlan(row.seq, None)
+        if kind is not Participant and kind is not Consent:
+            return self._plan_row(row, kind)
         if row.participant_id not in self._fresh:
             if kind is Participant:
                 self.forget(row.record_id)
@@ -337,7 +587,7 @@ class Projector:
         )
 
     def _had_data_since_last_notice(self, participant_id: str, recipient: str) -> bool:
-        self._before_history(participant_id)
+        self._before_history(participant_id, recipient)
         last_notice = self.store.db.scalar(
             "SELECT max(seq) FROM sent_log WHERE participant_id = ? AND recipient = ? AND op = 'withdraw'",
             (participant_id, recipient),
@@ -350,7 +600,7 @@ class Projector:
 
     def _plan_delete(self, row: OutboxItem) -> SourcePlan:
         # Only recipients that hold the record hear of its deletion; they get identifiers only.
-        self._before_history(row.participant_id)
+        self._before_history(row.participant_id, None)
         rows = self.store.db.query(
             "SELECT recipient, programme, strand, article_6 FROM sent_log"
             " WHERE record_id = ? AND op = 'upsert' GROUP BY recipient ORDER BY recipient",

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -313,10 +314,7 @@ class ControllerClient:
                 self.retry.sleep(0.0 if delay is None else delay)
                 continue
             if 200 <= status < 300:
-                try:
-                    return json.loads(body)
-                except (ValueError, UnicodeDecodeError):
-                    raise MalformedResponse("an answer that is not valid JSON") from None
+                return _decode_json(body)
             if status in self.retry.statuses:
                 retry_after = response_headers.get("retry-after") if status in RETRY_AFTER_STATUSES else None
                 delay = self.retry.delay_before(attempt, retry_after) if self.retry.should_retry(attempt) else None
@@ -334,6 +332,19 @@ class ControllerClient:
             if status == 413:
                 raise PayloadTooLarge(message=error.message)
             raise RequestRefused(status, error.code, error.message)
+
+
+def _decode_json(body: bytes) -> Any:
+    """An answer's JSON: orjson first (several times faster on a push answer); what it
+    refuses is read by the standard parser, so the same answers are accepted as before."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedResponse("an answer that is not valid JSON") from None
 
 
 def _auth_message(error: ErrorBody) -> str:

@@ -201,3 +201,58 @@ def test_client_killed_at_random_points_many_times(
         code, out, err = app_cli(laptop, "sync")
         assert code == 0, out + err
         assert_nothing_lost_or_twice(controller, laptop)
+
+
+# The engine with small, growing chunks and small batches, so that one run has many chunks
+# and many batches queued for the sender thread while the next chunk is being projected
+# and recorded: a kill finds items recorded but not yet sent, sent but not answered, and
+# answered but not yet written down, all at once.
+RUN_PIPELINED = (
+    "import os, sys; from keyworker_app.paths import app_paths; from keyworker_app.profile import Profile; "
+    "from sync.engine import SyncConfig, SyncEngine; from sync.enrolment import open_client; "
+    "from sync.retry import RetryPolicy; paths = app_paths(sys.argv[1]); "
+    "store = Profile.at(paths).unlock(os.environ['KEYWORKER_PASSPHRASE']); "
+    "client = open_client(store, paths, RetryPolicy(sleep=lambda s: None)); "
+    "config = SyncConfig(outbox_chunk=8, outbox_chunk_max=64, max_batch_items=6); "
+    "result = SyncEngine(store, client, config).run(); store.close(); "
+    "raise SystemExit(0 if result.outcome.value == 'ok' else 1)"
+)
+
+
+def test_pipelined_push_killed_at_random_points_keeps_exactly_once(
+    controller: Any, laptop: Laptop, app_cli: AppCli, no_sleep: list[float]
+) -> None:
+    """SIGKILL a run with many chunks and batches in flight, holding the k-th push."""
+    rng = random.Random(20261122)
+    with FaultProxy(controller.base_url) as proxy:
+        enrol_through(proxy, controller, laptop, app_cli)
+        kills = 0
+        for round_number in range(6):
+            laptop.add_cases(caseload(3, seed=460 + round_number))
+            proxy.rearm()
+            skip = rng.randint(0, 6)   # let some batches through first
+            proxy.script(*[Step(path_prefix="/v1/push") for _ in range(skip)],
+                         Step(rng.choice([Fault.HOLD, Fault.HOLD_AFTER]), path_prefix="/v1/push"))
+            env = {**os.environ, "KEYWORKER_PASSPHRASE": PASSPHRASE}
+            process = subprocess.Popen([sys.executable, "-c", RUN_PIPELINED, str(laptop.paths.data)],
+                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            while not proxy.state.held.wait(timeout=0.2) and process.poll() is None:
+                pass
+            if not proxy.state.held.is_set():
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                assert process.returncode == 0, stderr
+                with proxy.state.lock:
+                    proxy.state.script.clear()
+                continue
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=60)
+            proxy.state.release.set()
+            kills += 1
+            with laptop.opened() as store:
+                assert store.check() == []
+        assert kills >= 4, "most rounds should have been killed mid-sync"
+        with proxy.state.lock:
+            proxy.state.script.clear()
+        code, out, err = app_cli(laptop, "sync")
+        assert code == 0, out + err
+        assert_nothing_lost_or_twice(controller, laptop)

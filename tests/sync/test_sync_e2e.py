@@ -326,3 +326,44 @@ def test_outcome_counts_match_the_item_table(enrolled: tuple[Any, Laptop]) -> No
     assert stages[0] == "preparing" and stages[-1] == "done"
     assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == [
         "preparing", "pushing", "pulling_referrals", "pulling_instructions", "done"]
+
+
+def test_consents_withdrawn_during_a_pipelined_run_notify_exactly_where_data_went(
+    enrolled: tuple[Any, Laptop]
+) -> None:
+    """Small, growing chunks and small batches, so that many batches are queued for the
+    sender while later chunks are projected; the keyworker withdraws consents while the
+    run is sending (from the progress callback, between two chunks). Their notices are
+    projected in the same run and must go exactly to the recipients that received data
+    about the participant, every outbox row must be finished, and nothing left pending."""
+    from sync.engine import SyncConfig, Stage
+
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(6, seed=9))
+    withdrawn: list[Consent] = []
+    with laptop.opened() as store:
+        def on_progress(stage: Stage, done: int, total: int) -> None:
+            if stage is Stage.PUSHING and done and done >= total and not withdrawn:
+                latest: dict[tuple[str, str], Consent] = {}
+                for c in store.repo(Consent).all():
+                    latest[(c.participant_id, c.sharing_profile)] = c
+                now = datetime.now(timezone.utc).replace(microsecond=0)
+                for c in latest.values():
+                    if c.status is ConsentStatus.GIVEN:
+                        store.save(c.replace(status=ConsentStatus.WITHDRAWN, withdrawn_on=now))
+                        withdrawn.append(c)
+
+        client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
+        config = SyncConfig(outbox_chunk=8, outbox_chunk_max=32, max_batch_items=4)
+        result = SyncEngine(store, client, config, progress=on_progress).run()
+        client.close()
+        assert store.outbox_count("pending") == 0
+        assert store.db.scalar("SELECT count(*) FROM sync_item WHERE status = 'pending'") == 0
+    assert result.outcome is RunOutcome.OK and withdrawn
+    received = controller_json(controller, "records")
+    had_data = {(r["recipient"], r["participant_id"]) for r in received if r["op"] == "upsert"}
+    expected = sorted((c.sharing_profile, c.participant_id) for c in withdrawn
+                      if (c.sharing_profile, c.participant_id) in had_data)
+    assert expected, "some withdrawn consents' recipients must have had data in this run"
+    notices = controller_json(controller, "withdrawals")
+    assert sorted((n["recipient"], n["participant_id"]) for n in notices) == expected
