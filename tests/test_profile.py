@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Callable
 from pathlib import Path
 
 import pytest
@@ -275,6 +276,31 @@ def test_recovery_without_an_organisation_key(profile: Profile) -> None:
 def test_kdf_calibration_aims_at_the_target() -> None:
     params = calibrate_kdf(target_seconds=0.2, memory_kib=16 * 1024)
     assert params.memory_kib == 16 * 1024 and params.time_cost >= 1 and len(params.salt) == 16
+
+
+def scripted_clock(durations: list[float]) -> Callable[[], float]:
+    """A clock whose successive start/stop pairs measure ``durations`` in turn."""
+    readings: list[float] = []
+    now = 0.0
+    for took in durations:
+        readings += [now, now + took]
+        now += took + 1.0
+    it = iter(readings)
+    return lambda: next(it)
+
+
+@pytest.mark.parametrize("probes, checks, passes", [
+    # One pass 0.05 s (the busy first probe ignored): 10 passes; the full-length checks
+    # agree once the machine is quiet, so a busy first check does not halve the count.
+    ([0.2, 0.05, 0.05], [1.0, 0.5], 10),
+    ([0.05, 0.05, 0.05], [0.5, 1.0], 10),
+    # Passes that do not scale linearly: both checks say 10 passes take 0.25 s, so 20.
+    ([0.05, 0.05, 0.05], [0.25, 0.25], 20),
+])
+def test_kdf_calibration_keeps_the_fastest_timings(probes: list[float], checks: list[float],
+                                                   passes: int) -> None:
+    params = calibrate_kdf(target_seconds=0.5, memory_kib=8 * 1024, clock=scripted_clock(probes + checks))
+    assert params.time_cost == passes and params.memory_kib == 8 * 1024
 
 
 def test_database_file_is_encrypted(store: object, paths: AppPaths) -> None:
