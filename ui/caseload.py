@@ -34,6 +34,11 @@ from .start import Banner
 #: rather than one per letter. Short enough to feel instant.
 SEARCH_DEBOUNCE_MS = 120
 
+#: Columns are as wide as their heading and the longest of this many first rows.
+SIZED_FROM_ROWS = 25
+#: Room either side of a cell's text (pixels), as the table's style leaves it.
+CELL_PADDING = 10
+
 #: A search that takes longer than this says "Searching…"; a quicker one shows nothing.
 SEARCHING_SHOWN_AFTER_MS = 150
 
@@ -118,6 +123,7 @@ class CaseloadView(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)  # one line a row: cut short with "…", not wrapped (and quicker to paint)
         self.table.setSortingEnabled(True)
         self.table.setTabKeyNavigation(False)
         self.table.verticalHeader().hide()
@@ -262,6 +268,10 @@ class CaseloadView(QWidget):
             self.sig_open.emit(self._model.participant_id(row))
 
     def _show_count(self, total: int) -> None:
+        if total < 0:  # a long filtered list: its first rows are in, its count is coming
+            self.count.setText("Counting…")
+            self.empty.hide()
+            return
         word = "participant" if total == 1 else "participants"
         filtered = self.current_filter()
         narrowed = bool(filtered.text.strip() or filtered.programme or filtered.status
@@ -295,12 +305,22 @@ class CaseloadView(QWidget):
                 else Qt.SortOrder.AscendingOrder)
 
     def _size_columns(self) -> None:
-        """Fit columns to their heading and the first rows (never all 100,000)."""
+        """Fit columns to their heading and the first rows (never all 100,000).
+
+        Measured with the font's metrics rather than ``resizeColumnsToContents``, which
+        styles every cell it measures: that made the first list after unlocking a pause.
+        """
         header = self.table.horizontalHeader()
-        header.setResizeContentsPrecision(40)
-        self.table.resizeColumnsToContents()
+        model = self.table.model()
+        if model is None:
+            return
+        metrics = self.table.fontMetrics()
+        rows = min(model.rowCount(), SIZED_FROM_ROWS)
         for column in range(header.count() - 1):
-            self.table.setColumnWidth(column, min(self.table.columnWidth(column) + 12, 320))
+            texts = (model.data(model.index(row, column)) for row in range(rows))
+            widest = max((metrics.horizontalAdvance(str(t)) for t in texts if t), default=0)
+            self.table.setColumnWidth(column, min(max(widest + CELL_PADDING, header.sectionSizeHint(column)) + 12,
+                                                  320))
 
 
 # --- registering a new participant ------------------------------------------------------

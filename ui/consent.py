@@ -325,15 +325,27 @@ class ConsentView(QWidget):
         self._boxes = {}
         for profile in profiles:
             # A profile is specialised per programme: same id, different programmes.
-            made = self._box_pool.setdefault(profile.id, [])
-            box = next((b for b in made if b.profile == profile), None)
-            if box is None:
-                box = _RecipientBox(profile, self.recipients)
-                box.withdraw.clicked.connect(lambda _=False, pid=profile.id: self.withdraw(pid))
-                made.append(box)
+            box = self.make_box(profile)
             self.recipients_layout.addWidget(box)
             box.show()  # a child added to a shown parent stays hidden until shown
             self._boxes[profile.id] = box
+
+    def make_box(self, profile: SharingProfile) -> _RecipientBox:
+        """The box for ``profile``, made now if it was not made before (kept hidden until
+        a render arranges it): the record screen makes them in idle moments, ahead of use."""
+        made = self._box_pool.setdefault(profile.id, [])
+        box = next((b for b in made if b.profile == profile), None)
+        if box is None:
+            box = _RecipientBox(profile, self.recipients)
+            box.hide()
+            box.ensurePolished()  # styled now, not as it is first shown
+            box.withdraw.clicked.connect(lambda _=False, pid=profile.id: self.withdraw(pid))
+            made.append(box)
+        return box
+
+    def prepare_notice(self, programme: Programme) -> None:
+        """Lay out ``programme``'s privacy notice ahead of the first render that shows it."""
+        self._show_notice(programme)
 
     def _show_notice(self, programme: Programme) -> None:
         ref = programme.privacy_notice

@@ -11,13 +11,16 @@ over a lazily fetched model would sort and filter only what happened to be loade
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import functools
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -29,7 +32,7 @@ from PySide6.QtCore import (
 )
 
 from keyworker_app.records import ParticipantStatus
-from keyworker_app.store.database import Database
+from keyworker_app.store.database import Database, DatabaseError
 from keyworker_app.store.store import fts_query
 
 from .operations import OpFailure
@@ -129,6 +132,63 @@ class CaseloadRow:
         return found
 
 
+@dataclass(frozen=True)
+class FirstPage:
+    """The first rows of a new list; ``total`` is -1 until counted, ``matches`` is how many
+    participants the search alone matches (-1 with no search), which picks later plans."""
+
+    rows: tuple[CaseloadRow, ...]
+    total: int
+    matches: int = -1
+
+
+def _narrowed(f: CaseloadFilter) -> bool:
+    """Whether anything but the search text narrows the list."""
+    return f != CaseloadFilter(text=f.text, sort=f.sort, descending=f.descending)
+
+
+#: How long a filtered list's first rows may take before it is counted first instead.
+FIRST_ROWS_BUDGET_S = 0.03
+
+#: Every this many SQLite steps (a millisecond or so), a read checks whether it should stop
+#: (``abandoned_when``). Not more often: each check needs the interpreter, which the GUI
+#: thread may be holding.
+CHECK_EVERY_STEPS = 50_000
+
+
+class StaleRead(Exception):
+    """A read given up because a newer one was asked for while it ran."""
+
+
+class OverBudget(Exception):
+    """A read given up because it took longer than it was allowed."""
+
+
+@contextlib.contextmanager
+def abandoned_when(db: Database, stale: Callable[[], bool],
+                   over_budget: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """Hold the database lock, and stop the SQL run inside as soon as ``stale()``
+    (``StaleRead``) or ``over_budget()`` (``OverBudget``) says so.
+
+    A progress handler rather than ``interrupt()``: the connection is shared with the
+    operations thread, and an interrupt could land on its write instead. The handler is
+    set and removed under the lock, so it only ever sees the queries run inside.
+    """
+    with db.lock:
+        conn: Any = db.conn
+        conn.set_progress_handler(lambda: 1 if stale() or over_budget() else 0, CHECK_EVERY_STEPS)
+        try:
+            yield
+        except DatabaseError as exc:
+            if stale():
+                raise StaleRead() from exc
+            if over_budget():
+                raise OverBudget() from exc
+            raise
+        finally:
+            conn.set_progress_handler(None, CHECK_EVERY_STEPS)
+
+
 _ROW_COLUMNS = ("p.id, p.participant_ref, p.given_name, p.preferred_name, p.family_name,"
                 " p.date_of_birth, p.postcode, p.programme, p.status, p.review_due")
 
@@ -179,7 +239,7 @@ class CaseloadQuery:
 
     def count(self, f: CaseloadFilter) -> int:
         match = fts_query(f.text)
-        if match and f == CaseloadFilter(text=f.text, sort=f.sort, descending=f.descending):
+        if match and not _narrowed(f):
             # Search alone: the index holds one row per participant (kept by triggers), so
             # count there rather than looking up every matching participant.
             return int(self.db.scalar("SELECT count(*) FROM participant_search"
@@ -187,33 +247,69 @@ class CaseloadQuery:
         where, params = self.where(f)
         return int(self.db.scalar("SELECT count(*) FROM participant p" + where, params))
 
+    def first_page(self, f: CaseloadFilter, limit: int = PAGE_SIZE,
+                   stale: Callable[[], bool] = lambda: False) -> FirstPage:
+        """The first ``limit`` rows of a new list, and its count when that comes cheaply.
+
+        A search alone is counted first in the search index (a few milliseconds at most):
+        the count picks the plan, and is the answer. A filtered list gets its rows first,
+        unless they take longer than ``FIRST_ROWS_BUDGET_S`` (the few who match are
+        scattered through 100,000): then it is counted first, which is quick exactly when
+        few match, and read with the count known; otherwise ``total`` is -1 and the caller
+        counts it afterwards with :meth:`count`. A list shorter than ``limit`` is its own
+        count. ``stale()`` true abandons the read (``StaleRead``).
+        """
+        with abandoned_when(self.db, stale):  # a search alone: its count and rows in one snapshot
+            matches = self.count(CaseloadFilter(text=f.text)) if fts_query(f.text) else -1
+            if not _narrowed(f):
+                total = matches if matches >= 0 else self.participant_count()
+                rows = self.page(f, 0, min(limit, total), matches) if total else []
+                return FirstPage(tuple(rows), total, matches)
+        try:
+            deadline = time.perf_counter() + FIRST_ROWS_BUDGET_S
+            with abandoned_when(self.db, stale, lambda: time.perf_counter() > deadline):
+                rows = self.page(f, 0, limit, matches) if matches != 0 else []
+            return FirstPage(tuple(rows), len(rows) if len(rows) < limit else -1, matches)
+        except OverBudget:
+            pass
+        with abandoned_when(self.db, stale):
+            total = self.count(f)
+            rows = self.page(f, 0, min(limit, total), matches) if total else []
+        return FirstPage(tuple(rows), total, matches)
+
+    def participant_count(self) -> int:
+        """Everyone on the caseload (an index count: well under a millisecond at 100,000)."""
+        return int(self.db.scalar("SELECT count(*) FROM participant"))
+
     def page(self, f: CaseloadFilter, offset: int, limit: int = PAGE_SIZE,
-             total: int = -1) -> list[CaseloadRow]:
-        """Rows ``offset`` to ``offset + limit``; ``total`` (the count, when known) picks the plan."""
-        where, params = self.where(f)
-        rows = self.db.query(f"SELECT {_ROW_COLUMNS} FROM participant p{self._walk(f, total)}"
-                             f"{where}{self.order_by(f)} LIMIT ? OFFSET ?", [*params, limit, offset])
-        if not rows:
-            return []
-        ids = [r[0] for r in rows]
-        marks = ",".join("?" for _ in ids)
-        consented = {r[0] for r in self.db.query(
-            f"SELECT DISTINCT participant_id FROM consent WHERE status = 'given'"
-            f" AND participant_id IN ({marks})", ids)}
-        owed = {r[0] for r in self.db.query(
-            f"SELECT DISTINCT participant_id FROM esf_form WHERE signature_owed = 1"
-            f" AND participant_id IN ({marks})", ids)}
+             matches: int = -1) -> list[CaseloadRow]:
+        """Rows ``offset`` to ``offset + limit``; ``matches`` (how many participants the
+        search matches, when known) picks the plan."""
+        with self.db.lock:
+            if matches > 0 and matches >= self.participant_count():
+                # The search matches everyone ("s" when every reference starts SYN-): it
+                # filters nothing, and testing 100,000 participants against it is most of
+                # the cost of the keystroke.
+                f = f.with_(text="")
+            where, params = self.where(f)
+            # The flags are one index probe per row shown (migration 0005), in the same query.
+            rows = self.db.query(
+                f"SELECT {_ROW_COLUMNS},"
+                " EXISTS (SELECT 1 FROM consent c WHERE c.status = 'given' AND c.participant_id = p.id),"
+                " EXISTS (SELECT 1 FROM esf_form e WHERE e.signature_owed = 1 AND e.participant_id = p.id)"
+                f" FROM participant p{self._walk(f, matches)}{where}{self.order_by(f)} LIMIT ? OFFSET ?",
+                [*params, limit, offset])
         return [CaseloadRow(
             participant_id=r[0], participant_ref=r[1],
             name=f"{r[4]}, {r[3] or r[2]}".strip(", "),
             date_of_birth=_uk_date(r[5]), postcode=r[6], programme=r[7], status=r[8],
-            review_due=_uk_date(r[9]), consent_missing=r[0] not in consented,
-            signature_owed=r[0] in owed) for r in rows]
+            review_due=_uk_date(r[9]), consent_missing=not r[10],
+            signature_owed=bool(r[11])) for r in rows]
 
-    def _walk(self, f: CaseloadFilter, total: int) -> str:
+    def _walk(self, f: CaseloadFilter, matches: int) -> str:
         """``INDEXED BY`` the sort order's index for a search with many matches, else nothing."""
         index = _SORT_INDEX.get(f.sort)
-        if index is None or not f.text or total <= WALK_INDEX_ABOVE:
+        if index is None or not f.text or matches <= WALK_INDEX_ABOVE:
             return ""
         if self._indexes is None:
             self._indexes = frozenset(r[0] for r in self.db.query(
@@ -225,6 +321,7 @@ class CaseloadQuery:
         return [r[0] for r in self.db.query("SELECT DISTINCT programme FROM participant ORDER BY 1")]
 
 
+@functools.lru_cache(maxsize=8192)  # every row shown formats two dates; most repeat
 def _uk_date(iso: str | None) -> str:
     if not iso:
         return ""
@@ -252,37 +349,51 @@ class Column:
 
 @dataclass(frozen=True)
 class CaseloadRead:
-    """One question for the reader: rows ``offset`` to ``offset + limit``, and the count."""
+    """One question for the reader: rows ``offset`` to ``offset + limit`` of a list.
+
+    ``count`` marks a new list (its first rows, then its count if that was not cheap)
+    rather than the next window of the same one; ``matches`` is what the first answer
+    said the search matches, so the next windows use the same plan.
+    """
 
     generation: int
     query: CaseloadQuery
     filter: CaseloadFilter
     offset: int
     limit: int
-    count: bool  # a new list (count it too) rather than the next window of the same one
-    total: int = -1  # for the next window: the count already known
+    count: bool
+    matches: int = -1
 
 
 @dataclass(frozen=True)
 class CaseloadAnswer:
-    """What the reader found for a :class:`CaseloadRead` (``total`` is -1 when not counted)."""
+    """What the reader found for a :class:`CaseloadRead`.
+
+    ``total`` is -1 when the list is not counted yet (its count follows as
+    ``sig_counted``). ``matches``: see :class:`FirstPage`.
+    """
 
     read: CaseloadRead
     total: int
     rows: tuple[CaseloadRow, ...]
+    matches: int = -1
 
 
 class CaseloadReader(QObject):
     """Runs caseload queries on a thread of its own, so typing never waits for SQL.
 
     ``read()`` queues a question; the answer arrives on the GUI thread as
-    ``sig_answer(CaseloadAnswer)`` or ``sig_failed(CaseloadRead, OpFailure)``. A question
-    older than the newest one asked is skipped without running: when the keyworker types
-    five letters quickly, only the last search runs. The store's one connection is shared
-    with the operations thread; ``Database.query`` takes its lock, so they take turns.
+    ``sig_answer(CaseloadAnswer)`` (the rows, at once), then for a long filtered list
+    ``sig_counted(CaseloadRead, int)``, or ``sig_failed(CaseloadRead, OpFailure)``.
+    A question older than the newest one asked is skipped without running, and one
+    overtaken while its SQL runs is abandoned (``abandoned_when``): when the
+    keyworker types five letters quickly, only the last search runs to the end. The
+    store's one connection is shared with the operations thread; ``Database.query``
+    takes its lock, so they take turns.
     """
 
     sig_answer = Signal(object)           # CaseloadAnswer
+    sig_counted = Signal(object, int)     # CaseloadRead, total
     sig_failed = Signal(object, object)   # CaseloadRead, OpFailure
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -302,23 +413,48 @@ class CaseloadReader(QObject):
             self._queue.put(None)
             self._thread.join(timeout)
 
+    def _stale(self, question: CaseloadRead) -> bool:
+        return question.generation < self._newest
+
     def _work(self) -> None:
         while True:
             question = self._queue.get()
             if question is None:
                 return
-            if question.generation < self._newest:
+            if self._stale(question):
                 continue  # a newer keystroke or filter has been asked for since
             try:
-                q, f = question.query, question.filter
-                total = q.count(f) if question.count else -1
-                limit = min(question.limit, total) if question.count else question.limit
-                known = total if question.count else question.total
-                rows = tuple(q.page(f, question.offset, limit, known)) if limit > 0 else ()
-            except Exception as exc:  # shown on the GUI thread (or dropped there if stale)
-                self.sig_failed.emit(question, OpFailure.from_exception(exc))
+                self._answer(question)
+            except StaleRead:
                 continue
-            self.sig_answer.emit(CaseloadAnswer(question, total, rows))
+            except Exception as exc:  # shown on the GUI thread (or dropped there if stale)
+                if self._stale(question):
+                    continue  # interrupted: a newer question is queued
+                self.sig_failed.emit(question, OpFailure.from_exception(exc))
+
+    def _answer(self, question: CaseloadRead) -> None:
+        q, f = question.query, question.filter
+
+        def stale() -> bool:
+            return self._stale(question)
+
+        if not question.count:  # the next window of a list already shown
+            with abandoned_when(q.db, stale):
+                rows = tuple(q.page(f, question.offset, question.limit, question.matches))
+            self.sig_answer.emit(CaseloadAnswer(question, -1, rows, question.matches))
+            return
+        first = q.first_page(f, question.limit, stale)
+        self.sig_answer.emit(CaseloadAnswer(question, first.total, first.rows, first.matches))
+        if first.total >= 0 or stale():
+            return
+        with abandoned_when(q.db, stale):
+            total = q.count(f)
+        self.sig_counted.emit(question, total)
+
+
+_DISPLAY = Qt.ItemDataRole.DisplayRole.value
+_ACCESSIBLE_TEXT = Qt.ItemDataRole.AccessibleTextRole.value
+_TOOL_TIP = Qt.ItemDataRole.ToolTipRole.value
 
 
 class QtCaseloadModel(QAbstractTableModel):
@@ -331,8 +467,10 @@ class QtCaseloadModel(QAbstractTableModel):
     answer for anything but the newest request is dropped, so a slow search for "a" never
     overwrites the quicker one for "ahmed" typed after it. ``sig_busy(bool)`` says when a
     list is being read. ``total`` is the number of participants matching, and
-    ``sig_total_changed(int)`` is emitted with each new list. Sorting through the header
-    calls ``sort``, which is SQL too.
+    ``sig_total_changed(int)`` is emitted with each new list; a long filtered list shows its
+    first rows before it is counted (``total`` is -1, ``counting`` is true), and
+    ``sig_total_changed`` comes again with the count. Sorting through the header calls
+    ``sort``, which is SQL too.
     """
 
     sig_total_changed = Signal(int)
@@ -350,12 +488,15 @@ class QtCaseloadModel(QAbstractTableModel):
         self._filter = CaseloadFilter()
         self._rows: list[CaseloadRow] = []
         self._total = 0
+        self._matches = -1     # how many the search alone matches: keeps the plan for later windows
+        self._more = False     # the last window was full (what says "there may be more" uncounted)
         self._generation = 0
         self._fetching = False
         self._loading = False
         self._programme_names = programme_names or {}
         self._reader = reader or CaseloadReader(self)
         self._reader.sig_answer.connect(self._on_answer)
+        self._reader.sig_counted.connect(self._on_counted)
         self._reader.sig_failed.connect(self._on_failed)
         self.columns: Sequence[Column] = (
             Column("Name", SortKey.NAME, lambda r: r.name),
@@ -404,6 +545,11 @@ class QtCaseloadModel(QAbstractTableModel):
         """Whether a new list has been asked for and has not come yet."""
         return self._loading
 
+    @property
+    def counting(self) -> bool:
+        """Whether the list shown is still being counted (its rows are in)."""
+        return self._total < 0
+
     def _reload(self, wanted: int) -> None:
         self._generation += 1
         self._fetching = False
@@ -433,16 +579,27 @@ class QtCaseloadModel(QAbstractTableModel):
         if read.generation != self._generation:
             return  # the answer to an older keystroke or filter: something newer is coming
         if read.count:
+            self._matches = answer.matches
+            self._more = len(answer.rows) >= read.limit
             self._set_loading(False)
             self._show(answer.total, answer.rows)
             return
         self._fetching = False
-        if not answer.rows or read.offset != len(self._rows):
+        if read.offset != len(self._rows):
+            return
+        self._more = len(answer.rows) >= read.limit
+        if not answer.rows:
             return
         start = len(self._rows)
         self.beginInsertRows(QModelIndex(), start, start + len(answer.rows) - 1)
         self._rows.extend(answer.rows)
         self.endInsertRows()
+
+    def _on_counted(self, read: CaseloadRead, total: int) -> None:
+        if read.generation != self._generation:
+            return
+        self._total = total
+        self.sig_total_changed.emit(total)
 
     def _on_failed(self, read: CaseloadRead, failure: OpFailure) -> None:
         if read.generation != self._generation:
@@ -456,6 +613,7 @@ class QtCaseloadModel(QAbstractTableModel):
 
     @property
     def total(self) -> int:
+        """How many participants the list holds, or -1 while it is being counted."""
         return self._total
 
     def row(self, index: int) -> CaseloadRow:
@@ -477,16 +635,16 @@ class QtCaseloadModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.columns)
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self._rows):
+        # The view asks each cell for a dozen roles as it paints: answer the ones the list
+        # does not use before anything else.
+        if role not in _ROLES_SERVED or not index.isValid() or index.row() >= len(self._rows):
             return None
         row = self._rows[index.row()]
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+        if role == _DISPLAY or role == _ACCESSIBLE_TEXT:
             return self.columns[index.column()].value(row)
-        if role == Qt.ItemDataRole.ToolTipRole and self.columns[index.column()].sort is None:
-            return "\n".join(row.flags) or None
-        if role == self.ParticipantIdRole:
-            return row.participant_id
-        return None
+        if role == _TOOL_TIP:
+            return ("\n".join(row.flags) or None) if self.columns[index.column()].sort is None else None
+        return row.participant_id
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -495,8 +653,9 @@ class QtCaseloadModel(QAbstractTableModel):
         return None
 
     def canFetchMore(self, parent: ModelIndex = QModelIndex()) -> bool:  # noqa: B008
-        return (not parent.isValid() and not self._fetching and not self._loading
-                and len(self._rows) < self._total)
+        if parent.isValid() or self._fetching or self._loading:
+            return False
+        return len(self._rows) < self._total if self._total >= 0 else self._more
 
     def fetchMore(self, parent: ModelIndex = QModelIndex()) -> None:  # noqa: B008
         """Ask for the next window; the rows are inserted when the reader answers."""
@@ -504,7 +663,7 @@ class QtCaseloadModel(QAbstractTableModel):
             return
         self._fetching = True
         self._reader.read(CaseloadRead(self._generation, self._query, self._filter,
-                                       len(self._rows), PAGE_SIZE, False, self._total))
+                                       len(self._rows), PAGE_SIZE, False, self._matches))
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         key = self.columns[column].sort if 0 <= column < len(self.columns) else None
@@ -514,3 +673,6 @@ class QtCaseloadModel(QAbstractTableModel):
 
     def sort_column(self) -> int:
         return next((i for i, c in enumerate(self.columns) if c.sort == self._filter.sort), 0)
+
+
+_ROLES_SERVED = frozenset({_DISPLAY, _ACCESSIBLE_TEXT, _TOOL_TIP, int(QtCaseloadModel.ParticipantIdRole)})

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QAbstractScrollArea,
@@ -79,7 +79,13 @@ from keyworker_app.records import (
 from keyworker_app.store.audit import AuditEntry
 from keyworker_app.store.store import Draft, ParticipantFile
 from ui.barriers_chart import BarriersPanel, barriers_from_answers
-from ui.consent import RECORD_TYPE_LABELS, ConsentState, ConsentView, field_label
+from ui.consent import (
+    RECORD_TYPE_LABELS,
+    ConsentState,
+    ConsentView,
+    consent_profiles,
+    field_label,
+)
 from ui.esf import ESF_FORM_ID, EsfState, EsfView
 from ui.flow import flow_widget
 from ui.form_view import (
@@ -389,13 +395,23 @@ class ParticipantRecordView(QWidget):
     sig_save_draft = Signal(str, str, str, dict)
     sig_discard_draft = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, build_now: bool = True) -> None:
+        """``build_now=False`` makes only the frame: the sections are built by
+        ``build_step()`` calls (the window makes them in idle moments, a section at a time,
+        so no moment of building is a pause) or all at once by the first ``render``."""
         super().__init__(parent)
         self._state: RecordState | None = None
         self._return_to = "profile"
         #: Sections rendered lazily (their widgets are costly to fill): the state each last
         #: showed, so they are filled when first shown rather than on every render.
         self._lazy_rendered: dict[str, RecordState | None] = {"esf": None}
+        #: Sections still showing an older state than ``_state``: after ``render_soon`` they
+        #: are filled one per idle moment (``_fill_timer``), or at once when shown.
+        self._stale: list[str] = []
+        self._fill_timer = QTimer(self)
+        self._fill_timer.setSingleShot(True)
+        self._fill_timer.setInterval(0)
+        self._fill_timer.timeout.connect(self._fill_next_stale)
         self.title = QLabel(self)
         self.title.setStyleSheet("font-size: 1.5em; font-weight: bold;")
         self.nav = QListWidget(self)
@@ -413,25 +429,6 @@ class ParticipantRecordView(QWidget):
             self._items[section_id] = item
         self.nav.currentItemChanged.connect(self._nav_changed)
 
-        self._build_profile()
-        self._build_household()
-        self._build_referral()
-        self._build_assessments()
-        self._build_barriers()
-        self._build_action_plan()
-        self._build_notes()
-        self._build_consent()
-        self._build_esf()
-        self._build_outcomes()
-        self._build_sharing()
-        self._build_audit()
-        self.form_view = FormView(self)
-        self.form_view.sig_save.connect(self._form_saved)
-        self.form_view.sig_save_draft.connect(self.sig_save_draft)
-        self.form_view.sig_discard_draft.connect(self.sig_discard_draft)
-        self.form_view.sig_cancelled.connect(self._form_closed)
-        self._add_page(_FORM_PAGE, self.form_view, scroll=False)  # the form scrolls itself
-
         self.title.setWordWrap(True)
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
@@ -441,8 +438,78 @@ class ParticipantRecordView(QWidget):
         layout.addWidget(self.title)
         layout.addLayout(body, 1)
         self.setTabOrder(self.nav, self.stack)
-        self.nav.setCurrentRow(0)
-        self._fit_nav()
+        #: What is still to be built, in order; each is a few milliseconds.
+        self._to_build: list[Callable[[], Any]] = [
+            self._build_profile, self._build_household, self._build_referral,
+            self._build_assessments, self._build_barriers, self._build_action_plan,
+            self._build_notes, self._build_consent, self._build_esf, self._build_outcomes,
+            self._build_sharing, self._build_audit, self._build_form_view]
+        if build_now:
+            self.finish_building()
+
+    # --- building, all at once or a section at a time ---------------------------------
+
+    @property
+    def built(self) -> bool:
+        return not self._to_build
+
+    def build_step(self) -> bool:
+        """Build the next section and apply the style to it; True while more remain."""
+        if self._to_build:
+            before = len(self._shown)
+            self._to_build.pop(0)()
+            for shown in list(self._shown.values())[before:]:
+                shown.ensurePolished()  # the style, now: not as the section is first shown
+            if not self._to_build:
+                self.nav.setCurrentRow(0)
+                self._fit_nav()
+        return bool(self._to_build)
+
+    def prepare_for(self, programmes: Sequence[Programme], main: Programme | None = None) -> None:
+        """Add to what ``build_step`` does the first-render work for participants on
+        ``programmes``: reading their forms, making their consent boxes and privacy
+        notice, and ``main``'s assessment buttons, so the first record opened renders as
+        quickly as the next."""
+        steps: list[Callable[[], Any]] = [functools.partial(_form_title, f)
+                                          for f in sorted({f for p in programmes for f in p.forms})]
+        # Naming one field reads every form once: how the sharing lists name fields.
+        steps.append(functools.partial(field_label, "participant", "given_name"))
+        boxes = {(profile.id, profile.recipient, programme.id): profile for programme in programmes
+                 for strand in ["", *(s.id for s in programme.strands)]
+                 for profile in consent_profiles(programme, strand)}
+        # The consent section is built by an earlier step: looked up when the step runs.
+        steps += [functools.partial(self._make_consent_box, p) for p in boxes.values()]
+        if main is not None:
+            steps.append(functools.partial(self._prepare_consent_notice, main))
+            forms = [f for f in main.forms if f not in _OWN_SECTION_FORMS]
+            steps.append(functools.partial(self._make_assessment_buttons, forms))
+        self._to_build.extend(steps)
+
+    def _make_consent_box(self, profile: Any) -> None:
+        self.consent.make_box(profile)
+
+    def _prepare_consent_notice(self, programme: Programme) -> None:
+        self.consent.prepare_notice(programme)
+
+    def finish_building(self) -> None:
+        """Build whatever is not built yet (the record is about to be shown)."""
+        while self.build_step():
+            pass
+
+    def _new_page(self, section_id: str, title: str) -> _Page:
+        """An empty section page, already in its place: filled after, so the style is
+        applied to each widget once rather than again as a finished page is moved in."""
+        page = _Page(title)
+        self._add_page(section_id, page)
+        return page
+
+    def _build_form_view(self) -> None:
+        self.form_view = FormView(self)
+        self.form_view.sig_save.connect(self._form_saved)
+        self.form_view.sig_save_draft.connect(self.sig_save_draft)
+        self.form_view.sig_discard_draft.connect(self.sig_discard_draft)
+        self.form_view.sig_cancelled.connect(self._form_closed)
+        self._add_page(_FORM_PAGE, self.form_view, scroll=False)  # the form scrolls itself
 
     def _add_page(self, section_id: str, page: QWidget, scroll: bool = True) -> None:
         """Add a section page, inside a scroll area unless it scrolls by itself.
@@ -483,7 +550,8 @@ class ParticipantRecordView(QWidget):
         self.stack.setCurrentWidget(self._shown[section_id])
 
     def _render_lazy(self, section_id: str) -> None:
-        """Fill a lazily rendered section from the current state, if it does not show it yet."""
+        """Fill a section from the current state, if it does not show it yet."""
+        self._render_section(section_id)
         state = self._state
         if state is None or section_id not in self._lazy_rendered or self._lazy_rendered[section_id] is state:
             return
@@ -554,6 +622,8 @@ class ParticipantRecordView(QWidget):
         """Emit unsaved form work now, as drafts (the window calls this before it locks or
         quits). Only forms with something typed since their draft was last kept: a form that
         was merely opened leaves no "unfinished form" behind."""
+        if not self.built:
+            return  # nothing built, so nothing typed
         for form in (self.form_view, self.esf.form):
             if form.has_pending_draft() or form.has_unsaved_changes():
                 form.flush_draft()
@@ -574,7 +644,7 @@ class ParticipantRecordView(QWidget):
     # --- building the pages --------------------------------------------------------------
 
     def _build_profile(self) -> None:
-        page = _Page("Profile")
+        page = self._new_page("profile", "Profile")
         self.profile_table = _RecordTable("Their details", ["Question", "Answer"], parent=page)
         self.edit_details = _button("Edit their details…", "Edit their details", page,
                                     lambda: self.open_form("registration"))
@@ -590,10 +660,9 @@ class ParticipantRecordView(QWidget):
         page.body.addWidget(self.drafts_label)
         page.body.addWidget(self.drafts_list)
         page.body.addWidget(self.resume_button, 0, Qt.AlignmentFlag.AlignLeft)
-        self._add_page("profile", page)
 
     def _build_household(self) -> None:
-        page = _Page("Household")
+        page = self._new_page("household", "Household")
         page.body.addWidget(QLabel("The people in the participant's household, children too.", page))
         self.household_table = _RecordTable(
             "Family members", ["Name", "Relationship", "Date of birth", "Education"], "household_member", parent=page)
@@ -613,7 +682,6 @@ class ParticipantRecordView(QWidget):
         page.body.addLayout(buttons)
         page.body.addWidget(self.household_problem)
         page.body.addWidget(self.household_table, 1)
-        self._add_page("household", page)
 
     def _edit_member(self) -> None:
         state = self._state
@@ -627,16 +695,15 @@ class ParticipantRecordView(QWidget):
         self.open_form(HOUSEHOLD_FORM_ID, member)
 
     def _build_referral(self) -> None:
-        page = _Page("Referral")
+        page = self._new_page("referral", "Referral")
         self.referral_table = _RecordTable("Referral details", ["Question", "Answer"], parent=page)
         self.referral_button = _button("Record the referral…", "Record or update the referral", page,
                                        lambda: self.open_form("referral"))
         page.body.addWidget(self.referral_table, 1)
         page.body.addWidget(self.referral_button, 0, Qt.AlignmentFlag.AlignLeft)
-        self._add_page("referral", page)
 
     def _build_assessments(self) -> None:
-        page = _Page("Assessments")
+        page = self._new_page("assessments", "Assessments")
         self.assessment_table = _RecordTable(
             "Assessments", ["Form", "Version", "Completed on", "By"], "assessment", parent=page)
         self.assessment_table.sig_delete.connect(self.sig_delete)
@@ -652,18 +719,16 @@ class ParticipantRecordView(QWidget):
         page.body.addWidget(self.assessment_table, 1)
         page.body.addWidget(QLabel("Choose an assessment above to see its answers here.", page))
         page.body.addWidget(self.assessment_detail, 1)
-        self._add_page("assessments", page)
 
     def _build_barriers(self) -> None:
-        page = _Page("Barriers to work")
+        page = self._new_page("barriers", "Barriers to work")
         self.barriers = BarriersPanel(page)
         self.barriers.sig_save.connect(self.sig_save)
         self.barriers.sig_add_barriers.connect(lambda: self.open_form("barriers_to_work"))
         page.body.addWidget(self.barriers, 1)
-        self._add_page("barriers", page)
 
     def _build_action_plan(self) -> None:
-        page = _Page("Action plan")
+        page = self._new_page("action_plan", "Action plan")
         self.action_plan_page = page
         self.plan_table = _RecordTable("Plans", ["Plan", "Goal", "Agreed on", "Review on"], "action_plan", parent=page)
         self.plan_table.sig_delete.connect(self.sig_delete)
@@ -677,10 +742,9 @@ class ParticipantRecordView(QWidget):
         page.body.addLayout(buttons)
         page.body.addWidget(self.plan_table, 1)
         page.body.addWidget(self.plan_steps, 1)
-        self._add_page("action_plan", page)
 
     def _build_notes(self) -> None:
-        page = _Page("Contacts and notes")
+        page = self._new_page("notes", "Contacts and notes")
         self.notes_table = _RecordTable(
             "Contact notes", ["When", "How", "Who can read it", "By", "Note"], "case_note", parent=page)
         self.notes_table.sig_delete.connect(self.sig_delete)
@@ -715,26 +779,23 @@ class ParticipantRecordView(QWidget):
         form.addRow(self.note_save)
         page.body.addWidget(self.notes_table, 1)
         page.body.addWidget(box)
-        self._add_page("notes", page)
 
     def _build_consent(self) -> None:
-        page = _Page("Consent")
+        page = self._new_page("consent", "Consent")
         self.consent = ConsentView(page)
         self.consent.sig_save.connect(self.sig_save)
         page.body.addWidget(self.consent, 1)
-        self._add_page("consent", page)
 
     def _build_esf(self) -> None:
-        page = _Page("ESF form")
+        page = self._new_page("esf", "ESF form")
         self.esf = EsfView(page)
         self.esf.sig_save_form.connect(self.sig_save_form)
         self.esf.sig_save_draft.connect(self.sig_save_draft)
         self.esf.sig_discard_draft.connect(self.sig_discard_draft)
         page.body.addWidget(self.esf, 1)
-        self._add_page("esf", page)
 
     def _build_outcomes(self) -> None:
-        page = _Page("Outcomes and exit")
+        page = self._new_page("outcomes", "Outcomes and exit")
         self.outcomes_table = _RecordTable(
             "Outcomes", ["What", "Date", "Employer", "Job title", "Hours a week", "Left"], "outcome", parent=page)
         self.outcomes_table.sig_delete.connect(self.sig_delete)
@@ -750,26 +811,26 @@ class ParticipantRecordView(QWidget):
         buttons.addStretch(1)
         page.body.addLayout(buttons)
         page.body.addWidget(self.outcomes_table, 1)
-        self._add_page("outcomes", page)
 
     def _build_sharing(self) -> None:
-        page = _Page("Sharing history")
+        page = self._new_page("sharing", "Sharing history")
         page.body.addWidget(QLabel("What was sent to whom, when, and on what basis.", page))
         self.sharing_table = _RecordTable("Sharing history", ["When", "Sent to", "What", "Lawful basis", "Fields"], parent=page)
         page.body.addWidget(self.sharing_table, 1)
-        self._add_page("sharing", page)
 
     def _build_audit(self) -> None:
-        page = _Page("Audit history")
+        page = self._new_page("audit", "Audit history")
         page.body.addWidget(QLabel("Every time this record was opened, changed, shared or exported.", page))
         self.audit_table = _RecordTable("Audit history", ["When", "Who", "What", "Record", "Fields"], parent=page)
         page.body.addWidget(self.audit_table, 1)
-        self._add_page("audit", page)
 
     # --- rendering ---------------------------------------------------------------------
 
-    def render(self, state: RecordState) -> None:
-        """Show ``state``. Keeps the section (and any open form) the keyworker is on."""
+    def render(self, state: RecordState, *, now: bool = True) -> None:  # type: ignore[override]
+        """Show ``state``. Keeps the section (and any open form) the keyworker is on.
+
+        ``now=False`` is ``render_soon``."""
+        self.finish_building()
         self._state = state
         programme = state.programme_pack
         participant = state.participant
@@ -790,23 +851,57 @@ class ParticipantRecordView(QWidget):
         self._items["action_plan"].setToolTip(plan_title)
         self.action_plan_page.heading.setText(plan_title)
         self._fit_nav()
-        self._render_profile(state, programme)
-        self._render_household(state)
-        self._render_referral(state)
-        self._render_assessments(state, programme)
-        self.barriers.render(participant.id, state.records(Barrier), state.records(BarrierReview), state.today)
-        self._render_plans(state)
-        self._render_notes(state)
-        self.consent.render(ConsentState(participant, programme, tuple(state.records(Consent)),
-                                         state.today, state.keyworker_id))
-        # The ESF form is dozens of questions: filled when it is shown, not on every render.
-        if self.current_section() in self._lazy_rendered:
-            self._render_lazy(self.current_section())
-        self._render_outcomes(state)
-        self._render_sharing(state)
-        self._render_audit(state)
+        self._stale = [s for s, _ in SECTIONS if s in self._renderers]
         if self.current_section() in {s for s, _ in SECTIONS} and self._items[self.current_section()].isHidden():
             self.show_section("profile")
+        # The ESF form is dozens of questions: filled when it is shown, not on every render.
+        self._render_lazy(self.current_section())
+        if now:
+            while self._stale:
+                self._render_section(self._stale[0])
+        elif self._stale:
+            self._fill_timer.start()
+
+    def render_soon(self, state: RecordState) -> None:
+        """``render``, filling the section on screen now and the others in the idle moments
+        after (or as soon as one is shown): showing a record is then never a long pause."""
+        self.render(state, now=False)
+
+    @property
+    def rendered(self) -> bool:
+        """Whether every section shows the latest state (see ``render_soon``)."""
+        return not self._stale
+
+    def _fill_next_stale(self) -> None:
+        if self._stale:
+            self._render_section(self._stale[0])
+        if self._stale:
+            self._fill_timer.start()
+
+    def _render_section(self, section_id: str) -> None:
+        state = self._state
+        if state is None or section_id not in self._stale:
+            return
+        self._stale.remove(section_id)
+        self._renderers[section_id](state)
+
+    @property
+    def _renderers(self) -> dict[str, Callable[[RecordState], None]]:
+        return {
+            "profile": lambda s: self._render_profile(s, s.programme_pack),
+            "household": self._render_household,
+            "referral": self._render_referral,
+            "assessments": lambda s: self._render_assessments(s, s.programme_pack),
+            "barriers": lambda s: self.barriers.render(s.participant.id, s.records(Barrier),
+                                                       s.records(BarrierReview), s.today),
+            "action_plan": self._render_plans,
+            "notes": self._render_notes,
+            "consent": lambda s: self.consent.render(ConsentState(
+                s.participant, s.programme_pack, tuple(s.records(Consent)), s.today, s.keyworker_id)),
+            "outcomes": self._render_outcomes,
+            "sharing": self._render_sharing,
+            "audit": self._render_audit,
+        }
 
     def _render_profile(self, state: RecordState, programme: Programme) -> None:
         p = state.participant

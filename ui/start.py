@@ -368,20 +368,23 @@ class StartScreen(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("startScreen")
-        self.create_page = CreateProfilePage()
-        self.unlock_page = UnlockPage()
-        self.pages = QStackedWidget()
+        # Made from the outside in, each widget straight into its place: moving a finished
+        # page into its parent would apply the stylesheet to all of it again (the first
+        # window comes quicker).
+        card = QFrame(self)
+        self.pages = QStackedWidget(card)
+        self.create_page = CreateProfilePage(self.pages)
+        self.unlock_page = UnlockPage(self.pages)
         self.pages.addWidget(self.create_page)
         self.pages.addWidget(self.unlock_page)
-        self.busy = QProgressBar()
+        self.busy = QProgressBar(card)
         self.busy.setRange(0, 0)  # indeterminate: the key derivation gives no progress
         self.busy.setAccessibleName("Working")
-        self.busy_label = QLabel()
+        self.busy_label = QLabel(card)
         self.busy_label.setProperty("role", "hint")
         self.busy.hide()
         self.busy_label.hide()
 
-        card = QFrame()
         card.setObjectName("card")
         card.setMaximumWidth(720)
         inner = QVBoxLayout(card)

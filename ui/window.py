@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable, Sequence
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QStackedWidget, QVBoxLayout,
@@ -63,6 +64,14 @@ ALL_RECORD_TYPES = frozenset(RECORD_TYPE_BY_NAME)
 
 #: Makes the sync service for a store the window has just unlocked.
 SyncFactory = Callable[[Store], SyncService]
+
+#: The record screen is built a slice at a time after unlocking, this far apart (ms).
+PREBUILD_GAP_MS = 15
+#: A slice whose timer comes this much later than asked (ms) finds the app busy (a list
+#: being painted, a record opening) and waits for the next quiet moment instead.
+PREBUILD_LATE_MS = 8
+#: ...but never more than this many times in a row, so a busy machine still gets it built.
+PREBUILD_MAX_WAITS = 5
 
 #: At most this many participant references are named when new referrals arrive.
 REFERRALS_NAMED = 10
@@ -180,6 +189,13 @@ def flush_record_drafts(view: QWidget) -> None:
             child_flush()
 
 
+def render_record(view: QWidget, state: Any) -> None:
+    """Show ``state`` in the record view: the section on screen at once, the rest in the
+    idle moments after, when the view can (``render_soon``)."""
+    render = getattr(view, "render_soon", None) or view.render
+    render(state)
+
+
 def default_record_view() -> QWidget:
     return ParticipantRecordView() if HAVE_RECORD_VIEW else PlaceholderRecordView()
 
@@ -208,52 +224,35 @@ class MainWindow(QMainWindow):
         self.profile: Profile | None = None
         self.programmes: dict[str, Programme] = {p.id: p for p in list_programmes()}
         self.store_programme = ""
+        self._profile_programme = ""  # the profile's programme, known before unlocking
         self.sync_service: SyncService | None = None
         self.sync_state = SyncState()
         self.sync_handle: OpHandle[SyncRun] | None = None
         self.problems_dialog: SyncProblemsDialog | None = None
         self.record_view: QWidget | None = None
+        self._prebuilt_record_view: Any = None   # a ParticipantRecordView being built in idle moments
+        self._prebuild_timer = QTimer(self)
+        self._prebuild_timer.setSingleShot(True)
+        # A gap between the slices: typing and scrolling come first while it builds.
+        self._prebuild_timer.setInterval(PREBUILD_GAP_MS)
+        self._prebuild_timer.timeout.connect(self._prebuild_step)
+        self._prebuild_due = 0.0
+        self._prebuild_waits = 0
+        self._prebuild_held = False
         self.open_participant_id = ""
         self._reopen_after_unlock = ""
         self.new_participant_dialog: NewParticipantDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
         self._locked = True
 
-        # --- screens ---
-        self.start = StartScreen()
-        self.sync_status = SyncStatusWidget()
-        self.notice = Banner()
-        self.problem = Banner()
-        self.caseload = CaseloadView()
-        self.model = QtCaseloadModel(programme_names={p.id: p.short_name for p in self.programmes.values()})
-        self.caseload.set_model(self.model)
-        self.caseload.set_programmes([(p.id, p.name) for p in self.programmes.values()])
-        self.record_area = QStackedWidget()
-        self.record_hint = QLabel("Choose someone from your caseload and press Enter (or double-click) "
-                                  "to open their record.")
-        self.record_hint.setWordWrap(True)
-        self.record_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.record_hint.setProperty("role", "hint")
-        self.record_area.addWidget(self.record_hint)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.caseload)
-        self.splitter.addWidget(self.record_area)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
-        self.splitter.setChildrenCollapsible(False)
-        main = QWidget()
-        main_layout = QVBoxLayout(main)
-        main_layout.setContentsMargins(0, 0, 0, 0)
-        main_layout.setSpacing(4)
-        main_layout.addWidget(self.sync_status)
-        for banner in (self.notice, self.problem):
-            main_layout.addWidget(banner)
-        main_layout.addWidget(self.splitter, 1)
-        self.main_page = main
+        # --- the first window: the start screen only --------------------------------------
+        # Everything behind the unlock is built afterwards, a slice at a time while the
+        # keyworker types their passphrase (``_build_main_page``), so neither the first
+        # window nor any moment after it waits for the whole app to be built.
         self.pages = QStackedWidget()
-        self.pages.addWidget(self.start)
-        self.pages.addWidget(main)
         self.setCentralWidget(self.pages)
+        self.start = StartScreen(self.pages)
+        self.pages.addWidget(self.start)
 
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
@@ -268,18 +267,127 @@ class MainWindow(QMainWindow):
         # --- wiring ---
         self.start.sig_create.connect(self._create_profile)
         self.start.sig_unlock.connect(self._unlock)
-        self.caseload.sig_filter_changed.connect(self.model.set_filter)
-        self.caseload.sig_open.connect(self.open_participant)
-        self.caseload.sig_new_participant.connect(self.new_participant)
-        self.sync_status.sig_sync_now.connect(self.sync_now)
-        self.sync_status.sig_show_problems.connect(self.show_sync_problems)
         self.idle.sig_idle.connect(lambda: self.lock(reason="idle"))
         self.ops.sig_changed.connect(self._on_changed)
         self.ops.sig_failed.connect(self._on_failed)
         self.ops.sig_busy.connect(self._on_busy)
+
+        self._main_page_steps: list[Callable[[], None]] = [
+            self._build_frame, self._build_caseload, self._build_caseload_model,
+            self._build_record_area,
+            # Polishing (applying the stylesheet) and laying out are what the first show of
+            # a page costs: done here, a part at a time, the caseload appears without a pause.
+            lambda: self.sync_status.ensurePolished(), lambda: self.caseload.ensurePolished(),
+            lambda: self.record_area.ensurePolished(), self._lay_out_main_page,
+        ]
+        self._main_page_timer = QTimer(self)
+        self._main_page_timer.setSingleShot(True)
+        self._main_page_timer.setInterval(0)
+        self._main_page_timer.timeout.connect(self._build_main_page_step)
+        self._main_page_timer.start()
+        self._show_start()
+
+    # --- building what is behind the unlock, a slice at a time --------------------------
+
+    #: Made by ``_build_main_page``; reading one before then builds the rest at once.
+    _MAIN_PAGE_PARTS = frozenset({"sync_status", "notice", "problem", "caseload", "model",
+                                  "record_area", "record_hint", "splitter", "main_page"})
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not (yet) set: the main page's parts before it is built.
+        if name in MainWindow._MAIN_PAGE_PARTS and not self.__dict__.get("_building_main_page"):
+            self._build_main_page()
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    @property
+    def main_page_built(self) -> bool:
+        """Whether everything behind the unlock has been built."""
+        return not self._main_page_steps
+
+    @property
+    def record_screen_ready(self) -> bool:
+        """Whether a record can be shown without building the record screen first."""
+        prebuilt = self._prebuilt_record_view
+        return self.record_view is not None or (prebuilt is not None and prebuilt.built)
+
+    def _build_main_page_step(self) -> None:
+        """One slice of the main page (each well under 50 ms); the next comes after any events."""
+        if self._main_page_steps:
+            self._run_main_page_step()
+        if self._main_page_steps:
+            self._main_page_timer.start()
+
+    def _build_main_page(self) -> None:
+        """Whatever of the main page is not built yet, now (it is needed at once)."""
+        self._main_page_timer.stop()
+        while self._main_page_steps:
+            self._run_main_page_step()
+
+    def _run_main_page_step(self) -> None:
+        step = self._main_page_steps.pop(0)
+        self._building_main_page = True
+        try:
+            step()
+        finally:
+            self._building_main_page = False
+        if not self._main_page_steps:
+            self._prebuild_record_view()  # next: the record screen, in the moments after
+
+    def _build_frame(self) -> None:
+        """The main page's frame, empty, already in place: what goes in is made inside
+        it, so the stylesheet reaches each widget once (moving a finished part in would
+        restyle all of it)."""
+        main = QWidget()
+        self.pages.addWidget(main)
+        main_layout = QVBoxLayout(main)
+        main_layout.setContentsMargins(0, 0, 0, 0)
+        main_layout.setSpacing(4)
+        self.sync_status = SyncStatusWidget(main)
+        self.notice = Banner(main)
+        self.problem = Banner(main)
+        main_layout.addWidget(self.sync_status)
+        for banner in (self.notice, self.problem):
+            main_layout.addWidget(banner)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, main)
+        self.splitter.setChildrenCollapsible(False)
+        main_layout.addWidget(self.splitter, 1)
+        self.main_page = main
+        self.sync_status.sig_sync_now.connect(self.sync_now)
+        self.sync_status.sig_show_problems.connect(self.show_sync_problems)
+
+    def _build_caseload(self) -> None:
+        self.caseload = CaseloadView(self.splitter)
+        self.splitter.addWidget(self.caseload)
+        self.caseload.set_programmes([(p.id, p.name) for p in self.programmes.values()])
+        self.caseload.sig_open.connect(self.open_participant)
+        self.caseload.sig_new_participant.connect(self.new_participant)
+
+    def _build_caseload_model(self) -> None:
+        self.model = QtCaseloadModel(programme_names={p.id: p.short_name for p in self.programmes.values()})
+        self.caseload.set_model(self.model)
+        self.caseload.sig_filter_changed.connect(self.model.set_filter)
         self.model.sig_failed.connect(self._on_failed)
 
-        self._show_start()
+    def _build_record_area(self) -> None:
+        self.record_area = QStackedWidget(self.splitter)
+        self.splitter.addWidget(self.record_area)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.record_hint = QLabel("Choose someone from your caseload and press Enter (or double-click) "
+                                  "to open their record.", self.record_area)
+        self.record_hint.setWordWrap(True)
+        self.record_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.record_hint.setProperty("role", "hint")
+        self.record_area.addWidget(self.record_hint)
+
+    def _lay_out_main_page(self) -> None:
+        """Lay the hidden main page out at the size it will have, so showing it after the
+        unlock does not have to (the filters' flow layouts are worked out in Python)."""
+        self.main_page.setGeometry(self.pages.contentsRect())
+        layout = self.main_page.layout()
+        if layout is not None:
+            layout.activate()
 
     # --- menus and shortcuts ---------------------------------------------------------
 
@@ -309,9 +417,10 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.quit_action)
         view_menu = bar.addMenu("&Caseload")
         self.find_action = self._action("&Find…", QKeySequence.StandardKey.Find,
-                                        self.caseload.focus_search, "Search the caseload")
-        self.clear_action = self._action("&Clear filters", "Ctrl+Shift+F", self.caseload.clear_filters)
-        self.list_action = self._action("Go to the &list", "Ctrl+1", self.caseload.table.setFocus)
+                                        lambda: self.caseload.focus_search(), "Search the caseload")
+        self.clear_action = self._action("&Clear filters", "Ctrl+Shift+F",
+                                         lambda: self.caseload.clear_filters())
+        self.list_action = self._action("Go to the &list", "Ctrl+1", lambda: self.caseload.table.setFocus())
         view_menu.addActions([self.find_action, self.clear_action, self.list_action])
         sync_menu = bar.addMenu("&Sync")
         self.sync_action = self._action("&Sync now", "F5", self.sync_now,
@@ -360,6 +469,7 @@ class MainWindow(QMainWindow):
             self.start.show_failure(OpFailure.from_exception(err))
             self.start.unlock_page.set_inputs_enabled(False)
             return
+        self._profile_programme = info.programme
         programme = self.programmes.get(info.programme)
         self.start.show_unlock(UnlockInfo(info.keyworker_id, programme.name if programme else info.programme,
                                           locked_out=info.locked_out, notice=notice))
@@ -392,7 +502,15 @@ class MainWindow(QMainWindow):
         self.ops.set_store(store)
         self._locked = False
         self.store_programme = self.profile.info().programme if self.profile else ""
+        # The GUI thread's own reads come first: once the caseload reader has started on
+        # the first page, they would wait for it (the store has one connection).
+        drafts = store.drafts()
+        idle_minutes = self._idle_minutes(store)
+        self.sync_service = self._sync_factory(store) if self._sync_factory else None
         self.model.set_query(CaseloadQuery(store.db, today=self._today))
+        self._prebuild_held = True  # the first list comes first
+        self.model.sig_loaded.connect(self._release_prebuild, Qt.ConnectionType.SingleShotConnection)
+        self.model.sig_failed.connect(self._release_prebuild, Qt.ConnectionType.SingleShotConnection)
         self.pages.setCurrentWidget(self.main_page)
         for action in self.data_actions:
             action.setEnabled(True)
@@ -401,14 +519,12 @@ class MainWindow(QMainWindow):
             self.notice.show_message("warning", keyring_warning)
         else:
             self.notice.clear_message()
-        drafts = store.drafts()
         if drafts:
             word = "form" if len(drafts) == 1 else "forms"
             self.notice.show_message("info", f"You have {len(drafts)} unsaved {word} kept from "
                                      "before Keyworker locked. Open the participant to carry on.")
-        self.sync_service = self._sync_factory(store) if self._sync_factory else None
-        self.refresh_sync_status()
-        self.idle.set_timeout_ms(self._idle_timeout_ms(self._idle_minutes(store)))
+        self._refresh_sync_status_off_thread()
+        self.idle.set_timeout_ms(self._idle_timeout_ms(idle_minutes))
         self.idle.start()
         self.caseload.focus_search()
         self.statusBar().showMessage("Unlocked.", 4000)
@@ -479,7 +595,7 @@ class MainWindow(QMainWindow):
             return
         view = self._ensure_record_view()
         self.open_participant_id = file.participant.id
-        view.render(self._record_state(file, drafts, audit_entries, sharing))
+        render_record(view, self._record_state(file, drafts, audit_entries, sharing))
         if self.record_area.currentWidget() is not view:
             self.record_area.setCurrentWidget(view)
             # The record needs the room now; the list keeps enough to pick someone else.
@@ -501,21 +617,75 @@ class MainWindow(QMainWindow):
                                  keyworker_id=store.actor if store else "", today=self._today(),
                                  audit_entries=audit_entries, sharing_history=sharing)
 
+    def _prebuild_record_view(self) -> None:
+        """Build an empty record screen from now on, a section at a time with gaps between,
+        so the first record opened does not wait for it (building it all at once is a pause
+        of a third of a second). It starts behind the unlock screen, while the passphrase is
+        typed (it waits while the key is derived, or anything else is being done), and holds
+        nothing until a record is shown in it. Only the standard record screen is built this
+        way."""
+        if (self.record_view is not None or self._prebuilt_record_view is not None
+                or self._prebuild_timer.isActive()
+                or not HAVE_RECORD_VIEW or self._record_view_factory is not default_record_view):
+            return
+        self._prebuild_later()
+
+    def _release_prebuild(self, *_failure: Any) -> None:
+        self._prebuild_held = False
+
+    def _prebuild_later(self) -> None:
+        self._prebuild_due = time.perf_counter() + PREBUILD_GAP_MS / 1000
+        self._prebuild_timer.start()
+
+    def _prebuild_step(self) -> None:
+        view = self._prebuilt_record_view
+        if self.record_view is not None:
+            return
+        if self.ops.busy or self._prebuild_held:
+            # Unlocking (the key derivation takes both cores), saving, or the first list
+            # after unlocking still to show: not now.
+            self._prebuild_later()
+            return
+        late = time.perf_counter() - self._prebuild_due > PREBUILD_LATE_MS / 1000
+        if late and self._prebuild_waits < PREBUILD_MAX_WAITS:
+            self._prebuild_waits += 1
+            self._prebuild_later()  # the app was busy just now: not a quiet moment
+            return
+        self._prebuild_waits = 0
+        if view is None:
+            view = ParticipantRecordView(build_now=False)
+            view.prepare_for(list(self.programmes.values()), self.programmes.get(self._profile_programme))
+            self._wire_record_view(view)
+            self.record_area.addWidget(view)  # built in place: moving it in later restyles it all
+            self._prebuilt_record_view = view
+            self._prebuild_later()
+        elif view.build_step():
+            self._prebuild_later()
+
     def _ensure_record_view(self) -> QWidget:
+        if self.record_view is None and self._prebuilt_record_view is not None:
+            view = self._prebuilt_record_view
+            self._prebuilt_record_view = None
+            self._prebuild_timer.stop()
+            view.finish_building()
+            self.record_view = view
         if self.record_view is None:
             view = self._record_view_factory()
-            view.setAccessibleName("Participant record")
-            view.sig_save.connect(self._save_from_record)  # type: ignore[attr-defined]
-            view.sig_delete.connect(self._delete_from_record)  # type: ignore[attr-defined]
-            view.sig_save_draft.connect(self._save_draft)  # type: ignore[attr-defined]
-            view.sig_discard_draft.connect(self.ops.discard_draft)  # type: ignore[attr-defined]
-            if hasattr(view, "sig_save_form"):
-                view.sig_save_form.connect(self._save_form_from_record)
-            if hasattr(view, "sig_attach"):
-                view.sig_attach.connect(self._attach)
+            self._wire_record_view(view)
             self.record_area.addWidget(view)
             self.record_view = view
         return self.record_view
+
+    def _wire_record_view(self, view: QWidget) -> None:
+        view.setAccessibleName("Participant record")
+        view.sig_save.connect(self._save_from_record)  # type: ignore[attr-defined]
+        view.sig_delete.connect(self._delete_from_record)  # type: ignore[attr-defined]
+        view.sig_save_draft.connect(self._save_draft)  # type: ignore[attr-defined]
+        view.sig_discard_draft.connect(self.ops.discard_draft)  # type: ignore[attr-defined]
+        if hasattr(view, "sig_save_form"):
+            view.sig_save_form.connect(self._save_form_from_record)
+        if hasattr(view, "sig_attach"):
+            view.sig_attach.connect(self._attach)
 
     def _save_from_record(self, records: list[Record]) -> None:
         self.ops.save_records(list(records),
@@ -567,7 +737,7 @@ class MainWindow(QMainWindow):
                 self.record_area.setCurrentWidget(self.record_hint)
                 return
             drafts = tuple(d for d in store.drafts() if d.participant_id == pid)
-            self.record_view.render(self._record_state(file, drafts))
+            render_record(self.record_view, self._record_state(file, drafts))
 
     def _on_failed(self, failure: OpFailure) -> None:
         if self._locked:
@@ -615,10 +785,11 @@ class MainWindow(QMainWindow):
         self._locked = True
         self._reopen_after_unlock = self.open_participant_id
         self.idle.stop()
-        if view is not None:
+        if view is not None:  # it showed a record: thrown away; a fresh empty one is built
             self.record_area.removeWidget(view)
             view.deleteLater()
-            self.record_view = None
+        self.record_view = None
+        self._prebuild_record_view()
         self.open_participant_id = ""
         self.record_area.setCurrentWidget(self.record_hint)
         self.model.set_query(None)
@@ -642,16 +813,21 @@ class MainWindow(QMainWindow):
         store = self.ops.store
         if store is None or self._locked:
             return
-        service = self.sync_service
-        if service is None:
-            self._render_sync(dataclasses.replace(
-                self.sync_state, enrolled=False, online=None, last_sync=None,
-                waiting=store.outbox_count("pending"), quarantined=0))
-            return
-        self._render_sync(dataclasses.replace(
-            self.sync_state, enrolled=service.is_enrolled(), online=service.is_online(),
-            last_sync=service.last_sync_at(), waiting=service.waiting(),
-            quarantined=service.quarantined_count()))
+        self._render_sync(_read_sync_numbers(self.sync_state, store, self.sync_service))
+
+    def _refresh_sync_status_off_thread(self) -> None:
+        """As ``refresh_sync_status``, reading on the operations thread: just unlocked, the
+        outbox sum over a big caseload is the dearest read of the unlock."""
+        service, base = self.sync_service, self.sync_state
+
+        def show(state: SyncState) -> None:
+            if not self._locked and self.sync_service is service:
+                self._render_sync(dataclasses.replace(
+                    self.sync_state, enrolled=state.enrolled, online=state.online,
+                    last_sync=state.last_sync, waiting=state.waiting, quarantined=state.quarantined))
+
+        self.ops.run("Counting what waits to be sent",
+                     lambda store: _read_sync_numbers(base, store, service), on_done=show)
 
     def _render_sync(self, state: SyncState) -> None:
         self.sync_state = state
@@ -823,10 +999,22 @@ class MainWindow(QMainWindow):
         if self.record_view is not None and not self._locked:
             flush_record_drafts(self.record_view)
         self.idle.stop()
-        self.model.set_query(None)
-        self.model.shutdown()
+        self._main_page_timer.stop()
+        if "model" in self.__dict__:  # built (its reader thread is running)
+            self.model.set_query(None)
+            self.model.shutdown()
         self.ops.shutdown()
         super().closeEvent(event)
+
+
+def _read_sync_numbers(base: SyncState, store: Store, service: SyncService | None) -> SyncState:
+    """``base`` with the sync strip's numbers read from ``service`` (or the store alone)."""
+    if service is None:
+        return dataclasses.replace(base, enrolled=False, online=None, last_sync=None,
+                                   waiting=store.outbox_count("pending"), quarantined=0)
+    return dataclasses.replace(base, enrolled=service.is_enrolled(), online=service.is_online(),
+                               last_sync=service.last_sync_at(), waiting=service.waiting(),
+                               quarantined=service.quarantined_count())
 
 
 def describe_new_referrals(new: Sequence[NewReferral]) -> str:

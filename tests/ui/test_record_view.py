@@ -7,13 +7,14 @@ from datetime import datetime, timezone
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QWidget
 
+from keyworker_app.programmes import list_programmes, load_programme
 from keyworker_app.records import (
     Assessment, CaseNote, Confidentiality, Outcome, OutcomeKind, ParticipantStatus, Referral,
 )
 from record_support import (  # noqa: F401
-    KEYWORKER, TODAY, Glue, record_store, synthetic_participant,
+    KEYWORKER, PROGRAMME, TODAY, Glue, record_state, record_store, synthetic_participant,
 )
-from ui.record import SentItem
+from ui.record import SECTIONS, ParticipantRecordView, SentItem
 
 
 def _participant(store):
@@ -240,3 +241,67 @@ def test_flush_drafts_keeps_only_forms_with_something_typed(qtbot, record_store)
     assert kept.args[3] == {"progress_summary": "Went to the job fair"}
     with qtbot.assertNotEmitted(view.sig_save_draft):
         view.flush_drafts()  # already kept, nothing new
+
+
+def test_built_a_section_at_a_time_it_works_as_if_built_at_once(qtbot, record_store) -> None:
+    participant = _participant(record_store)
+    record_store.save(CaseNote(participant_id=participant.id, summary="A note"))
+    view = ParticipantRecordView(build_now=False)
+    qtbot.addWidget(view)
+    view.resize(1200, 900)
+    view.show()
+    assert not view.built and view.nav.count() == len(SECTIONS)
+    view.prepare_for(list_programmes(), load_programme(PROGRAMME))
+    steps = 1
+    while view.build_step():
+        steps += 1
+    assert view.built and steps > len(SECTIONS)  # each section, then the first-render work
+    # The consent boxes were made ahead: rendering shows those, and makes none.
+    made = {id(b) for boxes in view.consent._box_pool.values() for b in boxes}
+    assert made
+    view.render(record_state(record_store, participant.id))
+    assert {id(b) for boxes in view.consent._box_pool.values() for b in boxes} == made
+    assert {id(b) for b in view.consent._boxes.values()} <= made
+    # From the keyboard: down the sections list, then Tab into the page.
+    view.nav.setFocus()
+    assert view.current_section() == "profile"
+    qtbot.keyClick(view.nav, Qt.Key.Key_Down)
+    assert view.current_section() == "referral"  # household is hidden for this programme
+    view.show_section("notes")
+    assert view.notes_table.row_count() == 1 and view.notes_table.cell(0, 4) == "A note"
+    widget = view.nav.nextInFocusChain()
+    while not (widget.isVisible() and widget.focusPolicy() & Qt.FocusPolicy.TabFocus):
+        widget = widget.nextInFocusChain()
+    assert widget is view.notes_table.table
+
+
+def test_the_first_render_builds_whatever_is_left(qtbot, record_store) -> None:
+    participant = _participant(record_store)
+    view = ParticipantRecordView(build_now=False)
+    qtbot.addWidget(view)
+    view.build_step()
+    view.flush_drafts()  # nothing built to type into: nothing to keep, and no error
+    view.render(record_state(record_store, participant.id))
+    assert view.built and view.title.text() == "Testy Example (WW-000042)"
+    assert view.referral_table.row_count() > 0
+
+
+def test_render_soon_fills_the_section_on_screen_first_and_the_rest_after(qtbot, record_store) -> None:
+    participant = _participant(record_store)
+    glue = Glue(qtbot, record_store, participant.id)
+    view = glue.view
+    view.show_section("referral")
+    audited = view.audit_table.row_count()
+    record_store.save(CaseNote(participant_id=participant.id, summary="Rang about the CV"))
+    view.render_soon(record_state(record_store, participant.id))
+    assert view.referral_table.row_count() > 0
+    assert not view.rendered and view.notes_table.row_count() == 0  # not filled yet
+    # Arrowing down the sections list to a section fills it as it is shown.
+    view.nav.setFocus()
+    while view.current_section() != "notes":
+        qtbot.keyClick(view.nav, Qt.Key.Key_Down)
+    assert view.notes_table.cell(0, 4) == "Rang about the CV"
+    # The others are filled in the idle moments after.
+    assert view.audit_table.row_count() == audited
+    qtbot.waitUntil(lambda: view.rendered)
+    assert view.audit_table.row_count() > audited  # the note's save is in the audit history

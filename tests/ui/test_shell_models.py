@@ -6,6 +6,7 @@ import re
 import threading
 from datetime import date, timedelta
 
+import pytest
 from PySide6.QtCore import QModelIndex, Qt
 from pytestqt.qtbot import QtBot
 
@@ -219,3 +220,115 @@ def test_each_flag_is_answered_from_an_index(ui_store: Store) -> None:
         assert not re.search(r"SCAN (c|e|pp|q|outbox|consent|esf_form|quarantine|participant_pending)\b",
                              plan), (flag, plan)
         assert "INDEX" in plan or "PRIMARY KEY" in plan, (flag, plan)
+
+
+# --- first rows before the count, plans, abandoned reads -----------------------------------
+
+def _many(ui_store: Store, count: int = PAGE_SIZE * 2 + 5) -> int:
+    ui_store.repo(Participant).save_many(participant(n) for n in range(count))
+    return count
+
+
+def test_a_long_filtered_list_shows_its_rows_then_its_count(
+        qtbot: QtBot, ui_store: Store, monkeypatch: object) -> None:
+    from ui import caseload, models
+    monkeypatch.setattr(models, "FIRST_ROWS_BUDGET_S", 60.0)  # type: ignore[attr-defined]
+    count = _many(ui_store)
+    model = model_for(qtbot, ui_store)
+    view = caseload.CaseloadView(debounce_ms=0)
+    qtbot.addWidget(view)
+    view.set_model(model)
+    totals: list[int] = []
+    texts: list[str] = []
+    model.sig_total_changed.connect(lambda total: (totals.append(total), texts.append(view.count.text())))
+    view.status.setCurrentIndex(view.status.findData("active"))  # everyone: a long filtered list
+    with qtbot.waitSignal(model.sig_loaded):
+        model.set_filter(view.current_filter())
+    assert model.rowCount() == PAGE_SIZE
+    qtbot.waitUntil(lambda: model.total == count)
+    # The rows came first, "Counting…" until the count arrived, then the count.
+    assert totals == [-1, count]
+    assert texts == ["Counting…", f"{count:,} participants match"]
+    assert not model.counting
+    # Scrolling fetches the next windows, and the pages join up with nobody repeated.
+    while model.canFetchMore(QModelIndex()):
+        with qtbot.waitSignal(model.rowsInserted):
+            model.fetchMore(QModelIndex())
+    refs = [model.row(i).participant_ref for i in range(model.rowCount())]
+    assert len(refs) == count and len(set(refs)) == count
+    model.shutdown()
+
+
+def test_before_the_count_comes_fetch_more_still_loads_the_next_window(
+        qtbot: QtBot, ui_store: Store, monkeypatch: object) -> None:
+    from ui import models
+    monkeypatch.setattr(models, "FIRST_ROWS_BUDGET_S", 60.0)  # type: ignore[attr-defined]
+    count = _many(ui_store)
+
+    class SlowCount(CaseloadQuery):
+        """Counting a filtered list waits until released: the count comes late."""
+        release = threading.Event()
+
+        def count(self, f: CaseloadFilter) -> int:
+            if f.status:
+                self.release.wait(10)
+            return super().count(f)
+
+    query = SlowCount(ui_store.db, today=lambda: TODAY)
+    model = QtCaseloadModel()
+    with qtbot.waitSignal(model.sig_loaded):
+        model.set_query(query)
+    with qtbot.waitSignal(model.sig_loaded):
+        model.set_filter(CaseloadFilter(status="active"))
+    assert model.counting and model.total == -1 and model.rowCount() == PAGE_SIZE
+    assert model.canFetchMore(QModelIndex())  # a full window: there may be more
+    query.release.set()  # the count may now land before or after the next window
+    with qtbot.waitSignal(model.rowsInserted):
+        model.fetchMore(QModelIndex())
+    assert model.rowCount() == PAGE_SIZE * 2
+    qtbot.waitUntil(lambda: model.total == count)
+    model.shutdown()
+
+
+def test_a_slow_filtered_list_is_counted_first(qtbot: QtBot, ui_store: Store, monkeypatch: object) -> None:
+    """Rows that take too long (the few matches scattered through a big caseload) are
+    abandoned; the list is counted first and read knowing the count: one answer, no wait."""
+    from ui import models
+    monkeypatch.setattr(models, "FIRST_ROWS_BUDGET_S", 0.0)  # type: ignore[attr-defined]
+    monkeypatch.setattr(models, "CHECK_EVERY_STEPS", 1)  # type: ignore[attr-defined]
+    count = _many(ui_store)
+    query = CaseloadQuery(ui_store.db, today=lambda: TODAY)
+    first = query.first_page(CaseloadFilter(status="active"))
+    assert first.total == count and len(first.rows) == PAGE_SIZE
+    nobody = query.first_page(CaseloadFilter(quarantined=True))
+    assert nobody.total == 0 and nobody.rows == ()
+    # The budget only ever applied to that read: the connection works as before.
+    assert query.participant_count() == count
+
+
+def test_a_read_overtaken_by_a_newer_one_is_abandoned(ui_store: Store, monkeypatch: object) -> None:
+    from ui import models
+    monkeypatch.setattr(models, "CHECK_EVERY_STEPS", 1)  # type: ignore[attr-defined]
+    _many(ui_store, 50)
+    query = CaseloadQuery(ui_store.db, today=lambda: TODAY)
+    with pytest.raises(models.StaleRead):
+        query.first_page(CaseloadFilter(text="Family"), stale=lambda: True)
+    with pytest.raises(models.StaleRead):
+        query.first_page(CaseloadFilter(status="active"), stale=lambda: True)
+    # A real fault is never mistaken for an abandoned read.
+    with pytest.raises(models.DatabaseError), models.abandoned_when(ui_store.db, lambda: False):
+        ui_store.db.query("SELECT * FROM no_such_table")
+    assert query.first_page(CaseloadFilter(text="Family")).total == 50
+
+
+def test_a_search_matching_everyone_lists_everyone(qtbot: QtBot, ui_store: Store) -> None:
+    """Every reference starts "WW-": "w" filters nothing, and reads the list unfiltered."""
+    count = _many(ui_store)
+    query = CaseloadQuery(ui_store.db, today=lambda: TODAY)
+    everyone = query.first_page(CaseloadFilter())
+    searched = query.first_page(CaseloadFilter(text="w"))
+    assert searched.total == everyone.total == count == searched.matches
+    assert searched.rows == everyone.rows
+    fewer = query.first_page(CaseloadFilter(text="Given1"))  # Given1, Given10…, Given100…
+    assert fewer.total == fewer.matches < count
+    assert all(r.name.split(", ")[1].startswith("Given1") for r in fewer.rows)

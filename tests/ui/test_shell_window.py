@@ -335,7 +335,9 @@ def test_sync_status_and_sync_now(qtbot: QtBot, ui_paths: AppPaths, make_window:
     seed(ui_paths, count=2)
     window = make_window(ui_paths, sync_factory=FakeSync)
     unlock(qtbot, window)
-    assert window.sync_state.enrolled and window.sync_state.waiting == 2
+    # The strip's numbers are read off the GUI thread just after the unlock.
+    qtbot.waitUntil(lambda: window.sync_state.enrolled)
+    assert window.sync_state.waiting == 2
     assert "Never" in window.sync_status.last_sync.text()
     progress: list[int] = []
     window.sig_sync_state.connect(lambda s: progress.append(s.progress_done) if s.running else None)
@@ -467,3 +469,62 @@ def test_a_forms_draft_is_discarded_only_after_its_save_worked(qtbot: QtBot, ui_
         views[0].sig_save_form.emit([current.replace(phone="07700 900123")], key)
     assert store.drafts() == []
     assert store.participants.get(pid).phone == "07700 900123"
+
+
+# --- built in slices: the first window at once, the rest in idle moments ---------------------
+
+def test_the_unlock_screen_comes_first_and_the_rest_is_built_after(
+        qtbot: QtBot, locked_profile: AppPaths, make_window: MakeWindow) -> None:
+    window = make_window(locked_profile)
+    assert window.pages.currentWidget() is window.start and not window.main_page_built
+    qtbot.waitUntil(lambda: window.main_page_built)
+    assert window.pages.indexOf(window.main_page) >= 0
+    # Ctrl+F was made before the caseload: it still reaches the search box once unlocked.
+    unlock(qtbot, window)
+    window.caseload.table.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert window.caseload.search.hasFocus()
+
+
+def test_reading_a_part_of_the_main_page_early_builds_it_at_once(
+        qtbot: QtBot, locked_profile: AppPaths, make_window: MakeWindow) -> None:
+    window = make_window(locked_profile)
+    assert not window.main_page_built
+    assert window.caseload.search.accessibleName() == "Search the caseload"
+    assert window.main_page_built and window.caseload.parentWidget() is window.splitter
+    unlock(qtbot, window)
+    assert window.model.total == 0
+
+
+def test_the_record_screen_is_built_in_idle_moments_behind_the_unlock_screen(
+        qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    seed(ui_paths, count=3)
+    window = make_window(ui_paths)
+    assert not window.record_screen_ready
+    qtbot.waitUntil(lambda: window.record_screen_ready, timeout=20_000)
+    prebuilt = window._prebuilt_record_view
+    assert window.locked and prebuilt is not None and window.record_view is None
+    assert prebuilt.title.text() == "" and not prebuilt.isVisible()  # built, holding nothing
+    unlock(qtbot, window)
+    assert window._prebuilt_record_view is prebuilt
+    with qtbot.waitSignal(window.sig_record_shown, timeout=20_000):
+        window.open_participant(window.model.participant_id(0))
+    view = window.record_view
+    assert view is prebuilt and window.record_area.currentWidget() is view
+    given = window.model.row(0).name.split(", ")[1]
+    assert view.title.text().startswith(given) and view.accessibleName().startswith(f"Record of {given}")
+    # The sections made in idle moments work from the keyboard like any other.
+    view.nav.setFocus()
+    qtbot.keyClick(view.nav, Qt.Key.Key_Down)
+    assert view.current_section() == view.section_ids()[1]
+    view.show_section("notes")
+    widget = view.nav.nextInFocusChain()
+    while not (widget.isVisible() and widget.focusPolicy() & Qt.FocusPolicy.TabFocus):
+        widget = widget.nextInFocusChain()
+    assert widget is view.notes_table.table
+    # Locking throws the record screen that showed someone away; a fresh empty one is built.
+    window.lock()
+    assert window.record_view is None and not window.record_screen_ready
+    qtbot.waitUntil(lambda: window.record_screen_ready, timeout=20_000)
+    assert window._prebuilt_record_view is not prebuilt
+    assert window._prebuilt_record_view.title.text() == ""

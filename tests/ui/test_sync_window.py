@@ -110,6 +110,8 @@ def press_sync_now(qtbot: QtBot, window: MainWindow) -> None:
 def show_record(qtbot: QtBot, window: MainWindow, participant_id: str) -> None:
     with qtbot.waitSignal(window.sig_record_shown, timeout=20_000):
         window.open_participant(participant_id)
+    # The section on screen is filled at once, the others in the idle moments after.
+    qtbot.waitUntil(lambda: window.record_view.rendered)  # type: ignore[union-attr]
 
 
 def sharing_rows(window: MainWindow) -> list[list[str]]:
