@@ -209,6 +209,7 @@ def run(folder: Path, repeats: int) -> dict[str, Any]:
         settle()
     words = ["ahmed", "smith", "kha", "m13", "ol1 1", "syn-", "ab12", "jones"]
     keystrokes: list[float] = []
+    typed: list[str] = []
     beat.start()
     for _ in range(max(1, repeats)):
         for word in words:
@@ -218,11 +219,14 @@ def run(folder: Path, repeats: int) -> dict[str, Any]:
                 view.search_now()  # the debounce is a fixed wait; measured without it
                 answered()
                 keystrokes.append((time.perf_counter() - t0) * 1000)
+                typed.append(word[:n])
         view.clear_filters()
         answered()
     figures["search_keystroke_p50_ms"] = round(pct(keystrokes, 0.5), 1)
     figures["search_keystroke_p95_ms"] = round(pct(keystrokes, 0.95), 1)
     figures["search_keystroke_max_ms"] = round(max(keystrokes), 1)
+    slowest = sorted(zip(keystrokes, typed), reverse=True)[:8]
+    figures["search_slowest_ms"] = {f"{text} #{i}": round(ms, 1) for i, (ms, text) in enumerate(slowest)}
     figures["search_debounce_ms"] = SEARCH_DEBOUNCE_MS
     figures["search_stalls"] = beat.stop()
 
