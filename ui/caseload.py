@@ -222,6 +222,11 @@ class CaseloadView(QWidget):
             **{name: box.isChecked() for name, box in self.flag_boxes.items()},
         )
 
+    @property
+    def typing(self) -> bool:
+        """Whether a search is waiting for the typing pause to end."""
+        return self._debounce.isActive()
+
     def search_now(self) -> None:
         """Apply the search without waiting for the typing pause."""
         self._debounce.stop()

@@ -641,9 +641,11 @@ class MainWindow(QMainWindow):
         view = self._prebuilt_record_view
         if self.record_view is not None:
             return
-        if self.ops.busy or self._prebuild_held:
-            # Unlocking (the key derivation takes both cores), saving, or the first list
-            # after unlocking still to show: not now.
+        if self.ops.busy or self._prebuild_held or (
+                self.main_page_built and (self.model.loading or self.caseload.typing)):
+            # Unlocking (the key derivation takes both cores), saving, the first list after
+            # unlocking still to show, or the keyworker searching (a list being read, or
+            # typing): not now, so that the list's answer never waits behind a build step.
             self._prebuild_later()
             return
         late = time.perf_counter() - self._prebuild_due > PREBUILD_LATE_MS / 1000

@@ -528,3 +528,37 @@ def test_the_record_screen_is_built_in_idle_moments_behind_the_unlock_screen(
     qtbot.waitUntil(lambda: window.record_screen_ready, timeout=20_000)
     assert window._prebuilt_record_view is not prebuilt
     assert window._prebuilt_record_view.title.text() == ""
+
+
+def test_the_record_screen_is_not_built_while_the_keyworker_searches(
+        qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    """A build step never runs while a search waits for the typing pause or the list is
+    being read: the list's answer must not queue behind it on the GUI thread."""
+    import time
+
+    seed(ui_paths, count=3)
+    window = make_window(ui_paths)
+    unlock(qtbot, window)
+    qtbot.waitUntil(lambda: not window.model.loading and not window.ops.busy, timeout=20_000)
+    # Steps are driven by hand below, from the start of a fresh build.
+    window._prebuild_timer.stop()
+    window._prebuilt_record_view = None
+    window._prebuild_held = False
+    assert window.record_view is None
+
+    def step() -> None:
+        window._prebuild_due = time.perf_counter()   # on time: not a late, busy moment
+        window._prebuild_step()
+
+    window.caseload.search.setText("a")
+    assert window.caseload.typing
+    step()
+    assert window._prebuilt_record_view is None      # typing: held
+    window.caseload.search_now()
+    assert not window.caseload.typing and window.model.loading
+    step()
+    assert window._prebuilt_record_view is None      # the list is being read: held
+    qtbot.waitUntil(lambda: not window.model.loading, timeout=20_000)
+    assert not window.ops.busy
+    step()
+    assert window._prebuilt_record_view is not None  # a quiet moment: building starts
