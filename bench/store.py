@@ -36,7 +36,7 @@ from keyworker_app.profile import KeyFile, Profile  # noqa: E402
 from keyworker_app.security import (  # noqa: E402
     derive_passphrase_key, key_encryption_key, load_device_secret, unwrap_key,
 )
-from keyworker_app.store.database import STATEMENT_CACHE, CipherSettings, Database  # noqa: E402
+from keyworker_app.store.database import STATEMENT_CACHE, Database  # noqa: E402
 from keyworker_app.store.store import Store  # noqa: E402
 from keyworker_app.synthetic import generate_caseload  # noqa: E402
 
@@ -151,7 +151,7 @@ def main() -> None:
         assert data_key is not None
         reopen = []
         for _ in range(10):
-            t, db = timed(lambda: Database.connect_encrypted(paths.database, data_key, CipherSettings(), create=False))
+            t, db = timed(lambda: Database.connect_encrypted(paths.database, data_key, kf.cipher, create=False))
             reopen.append(t)
             db.close()
     finally:

@@ -181,7 +181,7 @@ class Profile:
         profile_id = str(uuid.uuid4())
         kdf = kdf or calibrate_kdf(self.config.kdf_target_seconds, self.config.kdf_memory_kib)
         data_key = os.urandom(32)
-        cipher = CipherSettings()
+        cipher = CipherSettings.for_this_machine()
         keyfile = KeyFile({
             "format": KEYFILE_FORMAT,
             "profile_id": profile_id,
