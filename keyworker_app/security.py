@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import KeyringUnavailable, RecoveryKeyError, WeakPassphrase
+from .timing import fastest_run
 
 DATA_KEY_BYTES = 32
 KEYRING_SERVICE = "keyworker"
@@ -147,12 +148,7 @@ def calibrate_kdf(
     """
     probe = KdfParams(salt=os.urandom(16), time_cost=1, memory_kib=memory_kib,
                       parallelism=parallelism)
-    timings = []
-    for _ in range(3):
-        start = clock()
-        derive_passphrase_key("calibration", probe)
-        timings.append(clock() - start)
-    one_pass = max(min(timings), 1e-4)
+    one_pass = max(fastest_run(lambda: derive_passphrase_key("calibration", probe), 3, clock), 1e-4)
     passes = max(1, min(100, round(target_seconds / one_pass)))
     chosen = KdfParams(salt=os.urandom(16), time_cost=passes, memory_kib=memory_kib,
                        parallelism=parallelism)
@@ -160,12 +156,7 @@ def calibrate_kdf(
     # memory bandwidth), and one correction brings the real unlock near the target. The
     # faster of two checks is kept, for the same reason as above: a busy moment during a
     # single check would otherwise cut the passes and leave every later unlock too quick.
-    checks = []
-    for _ in range(2):
-        start = clock()
-        derive_passphrase_key("calibration", chosen)
-        checks.append(clock() - start)
-    took = max(min(checks), 1e-4)
+    took = max(fastest_run(lambda: derive_passphrase_key("calibration", chosen), 2, clock), 1e-4)
     corrected = max(1, min(100, round(passes * target_seconds / took)))
     if corrected == passes:
         return chosen

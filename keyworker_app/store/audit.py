@@ -51,33 +51,25 @@ def _head(conn: Connection) -> tuple[int, str]:
     return int(seq), digest
 
 
-def _write_head(conn: Connection, seq: int, digest: str) -> None:
-    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                 (HEAD_KEY, f"{seq}:{digest}"))
-
-
-def _current_head(db: Database | None, conn: Connection) -> tuple[int, str]:
-    """The head as this transaction sees it: its own appends first, then ``meta``."""
-    if db is not None:
-        head: tuple[int, str] | None = db.transaction_state.get(HEAD_KEY)
-        if head is not None:
-            return head
-    return _head(conn)
+def _current_head(db: Database, conn: Connection) -> tuple[int, str]:
+    """The head as the current transaction sees it: its own appends first, then ``meta``
+    (outside a transaction ``transaction_state`` is empty)."""
+    head: tuple[int, str] | None = db.transaction_state.get(HEAD_KEY)
+    return head if head is not None else _head(conn)
 
 
 def append(conn: Connection, actor: str, action: str, record_type: str = "", record_id: str = "",
            participant_id: str = "", detail: Mapping[str, Any] | None = None, at: str | None = None,
            *, db: Database) -> int:
-    """Add an entry inside the caller's transaction; returns its sequence number.
+    """Add an entry inside the caller's :meth:`Database.transaction`; returns its sequence
+    number.
 
-    Inside :meth:`Database.transaction` the chain's head is read from ``meta`` once per
-    transaction, kept in memory while it runs and written back to ``meta`` once, just
-    before the commit (the same transaction, so a crash or a rollback keeps entries and
-    head together). ``db`` is required so that no caller can read a stale head from
-    ``meta`` in the middle of such a transaction.
+    The chain's head is read from ``meta`` once per transaction, kept in memory while it
+    runs and written back to ``meta`` once, just before the commit (the same transaction,
+    so a crash or a rollback keeps entries and head together). ``db`` is required so that
+    no caller can read a stale head from ``meta`` in the middle of such a transaction.
     """
-    cached = db.in_transaction
-    seq, prev = _current_head(db if cached else None, conn)
+    seq, prev = _current_head(db, conn)
     seq += 1
     at = at or utcnow().isoformat()
     detail_json = json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -87,19 +79,17 @@ def append(conn: Connection, actor: str, action: str, record_type: str = "", rec
         " detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (seq, at, actor, action, record_type, record_id, participant_id, detail_json, prev, digest),
     )
-    if cached:
-        if HEAD_KEY not in db.transaction_state:
-            db.before_commit(HEAD_KEY, functools.partial(_flush_head, db))
-        db.transaction_state[HEAD_KEY] = (seq, digest)
-    else:
-        _write_head(conn, seq, digest)
+    # Registering again replaces the earlier write: the head goes to meta once, at commit.
+    db.before_commit(HEAD_KEY, functools.partial(_flush_head, db))
+    db.transaction_state[HEAD_KEY] = (seq, digest)
     return seq
 
 
 def _flush_head(db: Database, conn: Connection) -> None:
     head: tuple[int, str] | None = db.transaction_state.get(HEAD_KEY)
     if head is not None:
-        _write_head(conn, *head)
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
+                     " SET value = excluded.value", (HEAD_KEY, f"{head[0]}:{head[1]}"))
 
 
 def verify(db: Database) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from ..errors import DamagedProfile, NewerDatabase, StoreClosed
+from ..timing import fastest_run
 
 
 try:  # both drivers' errors derive from their own DatabaseError; catch either
@@ -74,17 +75,14 @@ def choose_hmac_algorithm(rounds: int = 300,
     """
     page = bytes(4096)
 
-    def fastest(name: str) -> float:
-        runs = []
-        for _ in range(3):
-            start = clock()
+    def hash_pages(name: str) -> Callable[[], None]:
+        def work() -> None:
             for _ in range(rounds):
                 hashlib.new(name, page).digest()
-            runs.append(clock() - start)
-        return min(runs)
+        return work
 
-    sha512 = fastest("sha512")
-    sha256 = fastest("sha256")
+    sha512 = fastest_run(hash_pages("sha512"), 3, clock)
+    sha256 = fastest_run(hash_pages("sha256"), 3, clock)
     return "HMAC_SHA256" if sha256 < sha512 else "HMAC_SHA512"
 
 
@@ -263,11 +261,6 @@ class Database:
             self._depth = 0
             self._end_transaction_state()
             conn.execute("COMMIT")
-
-    @property
-    def in_transaction(self) -> bool:
-        """Whether :meth:`transaction` is open (only the thread holding ``lock`` is in it)."""
-        return self._depth > 0
 
     def before_commit(self, key: str, write: Callable[[Connection], None]) -> None:
         """Run ``write`` once, inside the current transaction, just before it commits.

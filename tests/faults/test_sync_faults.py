@@ -162,6 +162,23 @@ def run_sync_process(laptop: Laptop) -> subprocess.Popen[bytes]:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def kill_when_held(proxy: FaultProxy, process: subprocess.Popen[bytes]) -> bool:
+    """SIGKILL ``process`` while the proxy holds its scripted request. False (and the
+    script cleared) when the run had fewer pushes than the script and finished first."""
+    while not proxy.state.held.wait(timeout=0.2) and process.poll() is None:
+        pass
+    if not proxy.state.held.is_set():
+        stderr = process.stderr.read().decode() if process.stderr else ""
+        assert process.returncode == 0, stderr
+        with proxy.state.lock:
+            proxy.state.script.clear()
+        return False
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    proxy.state.release.set()
+    return True
+
+
 def test_client_killed_at_random_points_many_times(
     controller: Any, laptop: Laptop, app_cli: AppCli, no_sleep: list[float]
 ) -> None:
@@ -179,20 +196,8 @@ def test_client_killed_at_random_points_many_times(
             skip = rng.randint(0, 1)  # sometimes let a batch through first
             proxy.script(*[Step(path_prefix="/v1/push") for _ in range(skip)],
                          Step(fault, path_prefix="/v1/push"))
-            process = run_sync_process(laptop)
-            # Wait for the held request, or for the process to end first.
-            while not proxy.state.held.wait(timeout=0.2) and process.poll() is None:
-                pass
-            if not proxy.state.held.is_set():
-                # This run had fewer pushes than the script: it finished before the fault.
-                stderr = process.stderr.read().decode() if process.stderr else ""
-                assert process.returncode == 0, stderr
-                with proxy.state.lock:
-                    proxy.state.script.clear()
+            if not kill_when_held(proxy, run_sync_process(laptop)):
                 continue
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=60)
-            proxy.state.release.set()
             kills += 1
             assert len(proxy.state.seen) >= seen_before
         assert kills >= 6, "each round should have been killed mid-sync"
@@ -236,17 +241,8 @@ def test_pipelined_push_killed_at_random_points_keeps_exactly_once(
             env = {**os.environ, "KEYWORKER_PASSPHRASE": PASSPHRASE}
             process = subprocess.Popen([sys.executable, "-c", RUN_PIPELINED, str(laptop.paths.data)],
                                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            while not proxy.state.held.wait(timeout=0.2) and process.poll() is None:
-                pass
-            if not proxy.state.held.is_set():
-                stderr = process.stderr.read().decode() if process.stderr else ""
-                assert process.returncode == 0, stderr
-                with proxy.state.lock:
-                    proxy.state.script.clear()
+            if not kill_when_held(proxy, process):
                 continue
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=60)
-            proxy.state.release.set()
             kills += 1
             with laptop.opened() as store:
                 assert store.check() == []
