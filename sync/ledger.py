@@ -1,16 +1,23 @@
 """The sync's own tables (migration 0004): delivery state, sent log, quarantine, run state.
 
-Two writes matter for "exactly once, nothing lost":
+What is written, per item (one record version for one recipient):
 
-* :meth:`Ledger.prepare` records every item planned for a set of outbox rows as
-  ``pending`` (or ``held_back``) *before* any of them is sent, so the ledger always knows
-  the full set of items a row must get answers for.
-* :meth:`Ledger.apply_answers` applies one batch's answers in one transaction, and marks an
-  outbox row done (or quarantined, when something in it was rejected) only once every
-  item of that row has a final answer.
+* delivered (``accepted``, or ``duplicate``: the controller already held it): one line in
+  ``sent_log``, the participant's sharing history. That line is also how the ledger knows
+  the item is delivered.
+* refused (``rejected``, ``conflict``) or ``held_back``: a ``sync_item`` row with the
+  reason, and for a refusal a ``quarantine`` line.
+* sent and not yet answered: nothing. Which items each outbox row (or one-off share) is
+  waiting for is kept in memory for the run (:class:`Ledger` ``_open``), and a row is
+  marked done (or quarantined) in the same transaction as the answer that completes it.
 
-A crash between sending and applying leaves items pending; the next run sends them again
-and the controller answers ``duplicate``, which counts as delivered.
+So "exactly once, nothing lost" rests on the outbox: a row stays ``pending`` until every
+item projected from it has a final answer written down. A crash between sending and
+writing an answer leaves the row pending; the next run projects it again, skips the items
+already answered, sends the rest again, and the controller answers ``duplicate`` for those
+it had stored. (Until late 2026 every item was also written as ``pending`` before it was
+sent and updated when answered: three index-heavy writes per item where one will do. Such
+rows in older stores are read as "not answered" and replaced when their item is sent.)
 """
 
 from __future__ import annotations
@@ -56,26 +63,40 @@ _HOLD_SQL = (
     " WHERE sync_item.status IN ('pending', 'held_back')"
 )
 
-_PENDING_SQL = (
+_REFUSED_SQL = (
     "INSERT INTO sync_item (idempotency_key, outbox_seq, one_off_seq, record_type,"
-    " record_id, version, participant_id, recipient, op, status, updated_at)"
-    " VALUES (?,?,?,?,?,?,?,?,?,'pending',?)"
-    " ON CONFLICT(idempotency_key) DO UPDATE SET status = 'pending', reason = '',"
-    " message = '', op = excluded.op, outbox_seq = excluded.outbox_seq,"
-    " one_off_seq = excluded.one_off_seq, updated_at = excluded.updated_at"
-    " WHERE sync_item.status IN ('pending', 'held_back')"
+    " record_id, version, participant_id, recipient, op, status, reason, message, attempts,"
+    " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?)"
+    " ON CONFLICT(idempotency_key) DO UPDATE SET status = excluded.status,"
+    " reason = excluded.reason, message = excluded.message, op = excluded.op,"
+    " outbox_seq = excluded.outbox_seq, one_off_seq = excluded.one_off_seq,"
+    " attempts = sync_item.attempts + 1, updated_at = excluded.updated_at"
 )
+
+#: Answers after which an item is never sent again.
+_FINAL = frozenset({"accepted", "duplicate", "rejected", "conflict"})
+
+
+def _source(outbox_seq: int | None, one_off_seq: int | None) -> tuple[str, int] | None:
+    if outbox_seq is not None:
+        return ("outbox", outbox_seq)
+    if one_off_seq is not None:
+        return ("one_off", one_off_seq)
+    return None
+
+
+@dataclass
+class _Open:
+    """A source's items sent and not answered yet, and whether one was refused."""
+
+    items: int
+    refused: bool = False
 
 _SENT_LOG_SQL = (
     "INSERT INTO sent_log (idempotency_key, participant_id, recipient, record_type, record_id,"
     " version, op, programme, strand, fields, article_6, article_9, one_off_reason, sent_at,"
     " controller_status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT(idempotency_key) DO NOTHING"
-)
-
-_ITEM_STATUS_SQL = (
-    "UPDATE sync_item SET status = ?, reason = ?, message = ?, attempts = attempts + 1,"
-    " updated_at = ? WHERE idempotency_key = ?"
 )
 
 
@@ -124,116 +145,105 @@ class Ledger:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.db = store.db
+        # Sources (outbox rows, one-off shares) with items sent and not all answered yet.
+        self._open: dict[tuple[str, int], _Open] = {}
 
     # -- before sending ---------------------------------------------------------------
 
+    def begin_run(self) -> None:
+        """Forget what an earlier run was waiting for (its rows are pending again)."""
+        self._open.clear()
+
     def prepare(self, plans: Sequence[SourcePlan], *, in_flight: Collection[str] = (),
                 projected_before: int = 0) -> list[PlannedItem]:
-        """Record the plans; returns the items still to send (not already answered).
+        """Write down what the plans hold back; returns the items to send.
+
+        An item already answered (in an earlier run that stopped before its row was done)
+        is not sent again; an item held back before and now going is no longer held back.
+        Each source (outbox row or one-off share) is then waiting for the items returned;
+        one with nothing to wait for is closed here.
 
         For an engine that keeps sending while it projects: ``in_flight`` are keys of
         items sent whose answers are not written yet, and ``projected_before`` an outbox
         seq below which every pending row was already projected in this run. Both make
         this call decide as it would if every answer had already been written: an item in
         flight counts as answered (left alone, not sent again), and a pending row already
-        projected does not count as one still to carry a record's current version.
+        projected does not count as one still to carry a record's current version. The
+        same key twice in ``plans`` is sent once, for the first source that has it.
         """
         now = _now()
-        skip = frozenset(in_flight)
+        skip = set(in_flight)
         with self.db.transaction() as conn:
-            keys = [h.key for p in plans for h in p.held] + [i.key for p in plans for i in p.items]
-            if len(set(keys)) == len(keys):
-                to_send = self._prepare_bulk(conn, plans, keys, now, skip, projected_before)
-            else:
-                # The same item twice in one set of plans: apply them one by one, in order,
-                # so the later one decides (rare: the bulk path assumes each key once).
-                to_send = self._prepare_each(conn, plans, now, skip, projected_before)
-            # A source with an item about to be sent has a pending item, so it cannot close
-            # now: only the others are looked at.
-            sending = {i.outbox_seq for i in to_send}
-            self._settle(conn, {p.outbox_seq for p in plans
-                                if p.outbox_seq is not None and p.outbox_seq not in sending},
-                         {p.one_off_seq for p in plans if p.one_off_seq is not None})
-        return to_send
+            known = self._statuses(conn, [h.key for p in plans for h in p.held]
+                                   + [i.key for p in plans for i in p.items])
+            to_send: list[PlannedItem] = []
+            held_rows: list[tuple[Any, ...]] = []
+            unheld: list[str] = []
+            closing: list[tuple[tuple[str, int], bool]] = []
 
-    def _prepare_bulk(self, conn: Connection, plans: Sequence[SourcePlan], keys: Sequence[str],
-                      now: str, skip: frozenset[str], projected_before: int) -> list[PlannedItem]:
-        """:meth:`prepare` for plans that name each item once, with one statement per kind.
+            def flush() -> None:
+                if unheld:
+                    conn.execute(f"DELETE FROM sync_item WHERE idempotency_key IN {_JSON_LIST}"
+                                 " AND status IN ('pending', 'held_back')", (json.dumps(unheld),))
+                    unheld.clear()
+                if held_rows:
+                    conn.executemany(_HOLD_SQL, held_rows)
+                    held_rows.clear()
 
-        Which items are still to send is read up front (inside the transaction, so nothing
-        changes it meanwhile): an item is sent unless it already has a final answer, which is
-        exactly when the row-by-row upsert would have returned no row. The writes for
-        everything before a requeue are flushed before it, since the requeue reads them.
-        """
-        final = self._final_keys(conn, keys)
-        to_send: list[PlannedItem] = []
-        held_rows: list[tuple[Any, ...]] = []
-        item_rows: list[tuple[Any, ...]] = []
-
-        def flush() -> None:
-            if held_rows:
-                conn.executemany(_HOLD_SQL, held_rows)
-                held_rows.clear()
-            if item_rows:
-                conn.executemany(_PENDING_SQL, item_rows)
-                item_rows.clear()
-
-        for plan in plans:
-            for held in plan.held:
-                if held.key in skip:
-                    continue
-                held_rows.append((held.key, plan.outbox_seq, plan.one_off_seq, held.record_type,
-                                  held.record_id, held.version, held.participant_id, held.recipient,
-                                  held.reason.value, now))
-            for item in plan.items:
-                if item.key in skip:
-                    continue
-                item_rows.append((item.key, plan.outbox_seq, plan.one_off_seq, item.record_type,
-                                  item.record_id, item.version, item.participant_id, item.recipient,
-                                  item.op, now))
-                # An item answered in an earlier run (that stopped before its row was
-                # done) keeps its answer and is not sent again.
-                if item.key not in final:
+            for plan in plans:
+                source = _source(plan.outbox_seq, plan.one_off_seq)
+                waiting = 0
+                refused = False
+                for held in plan.held:
+                    if held.key in skip or known.get(held.key) in _FINAL:
+                        refused |= known.get(held.key) == "rejected"
+                        continue
+                    held_rows.append((held.key, plan.outbox_seq, plan.one_off_seq, held.record_type,
+                                      held.record_id, held.version, held.participant_id, held.recipient,
+                                      held.reason.value, now))
+                for item in plan.items:
+                    if item.key in skip:
+                        continue
+                    status = known.get(item.key)
+                    if status in _FINAL:
+                        refused |= status == "rejected"
+                        continue
+                    if status is not None:
+                        unheld.append(item.key)
+                    skip.add(item.key)
                     to_send.append(item)
-            if plan.requeue:
-                flush()
-                for requeue in plan.requeue:
-                    self._requeue(conn, requeue.participant_id, requeue.reasons, requeue.recipient,
-                                  projected_before)
-        flush()
+                    waiting += 1
+                if plan.requeue:
+                    flush()   # the requeue reads the held-back items just written
+                    for requeue in plan.requeue:
+                        self._requeue(conn, requeue.participant_id, requeue.reasons, requeue.recipient,
+                                      projected_before)
+                if source is None:
+                    continue
+                if waiting:
+                    self._open[source] = _Open(waiting, refused)
+                else:
+                    self._open.pop(source, None)
+                    closing.append((source, refused))
+            flush()
+            self._close(conn, closing)
         return to_send
 
     @staticmethod
-    def _final_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
-        """Those of ``keys`` whose item already has a final answer."""
-        return {r[0] for r in conn.execute(
-            "SELECT idempotency_key FROM sync_item WHERE status NOT IN ('pending', 'held_back')"
-            f" AND idempotency_key IN {_JSON_LIST}", (json.dumps(list(keys)),)).fetchall()}
-
-    def _prepare_each(self, conn: Connection, plans: Sequence[SourcePlan], now: str,
-                      skip: frozenset[str], projected_before: int) -> list[PlannedItem]:
-        to_send: list[PlannedItem] = []
-        for plan in plans:
-            for held in plan.held:
-                if held.key in skip:
-                    continue
-                conn.execute(_HOLD_SQL, (held.key, plan.outbox_seq, plan.one_off_seq, held.record_type,
-                                         held.record_id, held.version, held.participant_id,
-                                         held.recipient, held.reason.value, now))
-            for item in plan.items:
-                if item.key in skip:
-                    continue
-                fresh = conn.execute(
-                    _PENDING_SQL + " RETURNING 1",
-                    (item.key, plan.outbox_seq, plan.one_off_seq, item.record_type, item.record_id,
-                     item.version, item.participant_id, item.recipient, item.op, now),
-                ).fetchone()
-                if fresh is not None:
-                    to_send.append(item)
-            for requeue in plan.requeue:
-                self._requeue(conn, requeue.participant_id, requeue.reasons, requeue.recipient,
-                              projected_before)
-        return to_send
+    def _statuses(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
+        """What the ledger already holds for ``keys``: ``accepted``/``duplicate`` from the
+        sent log, else the ``sync_item`` status (``held_back``, ``rejected``, ``conflict``;
+        ``pending`` in a store written before late 2026)."""
+        if not keys:
+            return {}
+        wanted = json.dumps(list(keys))
+        found = {r[0]: r[1] for r in conn.execute(
+            f"SELECT idempotency_key, status FROM sync_item WHERE idempotency_key IN {_JSON_LIST}",
+            (wanted,)).fetchall()}
+        found.update((r[0], r[1]) for r in conn.execute(
+            f"SELECT idempotency_key, controller_status FROM sent_log WHERE idempotency_key IN {_JSON_LIST}",
+            (wanted,)).fetchall())
+        return found
 
     def _requeue(self, conn: Connection, participant_id: str, reasons: Iterable[Any],
                  recipient: str | None, projected_before: int = 0) -> None:
@@ -274,31 +284,27 @@ class Ledger:
         with self.db.transaction() as conn:
             self._apply_many(conn, [(item, answer.status.value, answer.code, answer.reason)
                                     for item, answer in zip(items, answers, strict=True)])
-            self._settle(conn, {i.outbox_seq for i in items if i.outbox_seq is not None},
-                         {i.one_off_seq for i in items if i.one_off_seq is not None})
 
     def set_aside(self, items: Sequence[PlannedItem], code: str, reason: str) -> None:
         """Quarantine items without sending them (e.g. one item larger than any batch)."""
         with self.db.transaction() as conn:
             self._apply_many(conn, [(item, "rejected", code, reason) for item in items])
-            self._settle(conn, {i.outbox_seq for i in items if i.outbox_seq is not None},
-                         {i.one_off_seq for i in items if i.one_off_seq is not None})
 
     def _apply_many(self, conn: Connection, answered: Sequence[tuple[PlannedItem, str, str, str]]) -> None:
-        """Write the answers, in order, as :meth:`_apply_one` would one by one.
+        """Write the answers, in order, and close each source whose last answer this is.
 
-        The item status updates and the sent log lines touch nothing the other statements
-        read, so they go in two ``executemany`` calls after the loop. Quarantine lines and the resolving of
-        earlier refusals depend on each other and on order, so they run in order; and the
-        resolving runs only for a record and recipient that has an open refusal (read up
-        front, and kept up to date as this batch adds its own).
+        Sent log lines touch nothing the other statements read, so they go in one
+        ``executemany`` after the loop. Quarantine lines and the resolving of earlier
+        refusals depend on each other and on order, so they run in order; and the resolving
+        runs only for a record and recipient that has an open refusal (read up front, and
+        kept up to date as this batch adds its own).
         """
         now = _now()
         open_refusals = self._open_refusals(conn, {item.record_id for item, *_ in answered})
-        status_rows: list[tuple[Any, ...]] = []
+        refused_rows: list[tuple[Any, ...]] = []
         sent_rows: list[tuple[Any, ...]] = []
+        closing: list[tuple[tuple[str, int], bool]] = []
         for item, status, code, reason in answered:
-            status_rows.append((status, code, reason if status != "accepted" else "", now, item.key))
             if status in (ItemStatus.ACCEPTED, ItemStatus.DUPLICATE):
                 sent_rows.append((item.key, item.participant_id, item.recipient, item.record_type,
                                   item.record_id, item.version, item.op, item.programme, item.strand,
@@ -309,12 +315,26 @@ class Ledger:
                 if versions and min(versions) < item.version:
                     self._resolve_refusals(conn, item, now)
                     open_refusals[target] = {v for v in versions if v >= item.version}
-            elif status == ItemStatus.REJECTED:
-                self._quarantine(conn, item, code, reason, now)
-                open_refusals.setdefault((item.record_id, item.recipient), set()).add(item.version)
-        conn.executemany(_ITEM_STATUS_SQL, status_rows)
+            else:
+                refused_rows.append((item.key, item.outbox_seq, item.one_off_seq, item.record_type,
+                                     item.record_id, item.version, item.participant_id, item.recipient,
+                                     item.op, status, code, reason, now))
+                if status == ItemStatus.REJECTED:
+                    self._quarantine(conn, item, code, reason, now)
+                    open_refusals.setdefault((item.record_id, item.recipient), set()).add(item.version)
+            source = _source(item.outbox_seq, item.one_off_seq)
+            waiting = self._open.get(source) if source is not None else None
+            if source is not None and waiting is not None:
+                waiting.items -= 1
+                waiting.refused |= status == ItemStatus.REJECTED
+                if waiting.items <= 0:
+                    del self._open[source]
+                    closing.append((source, waiting.refused))
+        if refused_rows:
+            conn.executemany(_REFUSED_SQL, refused_rows)
         if sent_rows:
             conn.executemany(_SENT_LOG_SQL, sent_rows)
+        self._close(conn, closing)
 
     @staticmethod
     def _open_refusals(conn: Connection, record_ids: set[str]) -> dict[tuple[str, str], set[int]]:
@@ -356,28 +376,18 @@ class Ledger:
              item.recipient, code or "rejected", reason, now),
         )
 
-    def _settle(self, conn: Connection, outbox_seqs: set[int], one_off_seqs: set[int]) -> None:
-        """Close each source whose items all have final answers."""
-        seqs = sorted(outbox_seqs)
-        statuses: dict[int, set[str]] = {}
-        if seqs:
-            for seq, status in conn.execute(
-                f"SELECT outbox_seq, status FROM sync_item WHERE outbox_seq IN {_JSON_LIST}",
-                (json.dumps(seqs),)).fetchall():
-                statuses.setdefault(int(seq), set()).add(status)
-        closing: list[tuple[str, int]] = []
-        for seq in seqs:
-            seen = statuses.get(seq, set())
-            if "pending" in seen:
-                continue
-            closing.append(("quarantined" if "rejected" in seen else "done", seq))
-        if closing:
-            conn.executemany("UPDATE outbox SET state = ? WHERE seq = ? AND state = 'pending'", closing)
-        for seq in sorted(one_off_seqs):
-            pending = conn.execute(
-                "SELECT 1 FROM sync_item WHERE one_off_seq = ? AND status = 'pending'", (seq,)).fetchone()
-            if pending is None:
-                conn.execute("UPDATE one_off_share SET state = 'done' WHERE seq = ?", (seq,))
+    @staticmethod
+    def _close(conn: Connection, sources: Sequence[tuple[tuple[str, int], bool]]) -> None:
+        """Mark these sources finished: quarantined when one of their items was refused."""
+        for state in ("done", "quarantined"):
+            seqs = [seq for (kind, seq), refused in sources
+                    if kind == "outbox" and refused == (state == "quarantined")]
+            if seqs:
+                conn.execute(f"UPDATE outbox SET state = ? WHERE seq IN {_JSON_LIST} AND state = 'pending'",
+                             (state, json.dumps(seqs)))
+        one_offs = [(seq,) for (kind, seq), _ in sources if kind == "one_off"]
+        if one_offs:
+            conn.executemany("UPDATE one_off_share SET state = 'done' WHERE seq = ?", one_offs)
 
     # -- reading ----------------------------------------------------------------------
 

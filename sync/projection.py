@@ -26,10 +26,10 @@ import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -57,9 +57,12 @@ def idempotency_key(record_id: str, version: int, recipient: str) -> str:
     return f"{record_id}:{version}:{recipient}"
 
 
-@dataclass(frozen=True)
-class PlannedItem:
-    """One record version for one recipient, projected and ready to push."""
+class PlannedItem(NamedTuple):
+    """One record version for one recipient, projected and ready to push.
+
+    A named tuple, as are the other per-item values here: immutable like a frozen
+    dataclass, and about ten times quicker to make (a sync makes one per item).
+    """
 
     key: str
     record_type: str
@@ -70,7 +73,7 @@ class PlannedItem:
     programme: str
     strand: str
     op: str
-    fields: Mapping[str, Any] = field(hash=False)
+    fields: Mapping[str, Any]
     field_names: tuple[str, ...]
     article_6: str
     article_9: str | None
@@ -94,8 +97,7 @@ class PlannedItem:
         }
 
 
-@dataclass(frozen=True)
-class HeldItem:
+class HeldItem(NamedTuple):
     """One record version not sent to one recipient, and why."""
 
     key: str
@@ -117,8 +119,7 @@ class Requeue:
     recipient: str | None = None   # None: every recipient
 
 
-@dataclass(frozen=True)
-class SourcePlan:
+class SourcePlan(NamedTuple):
     """What one outbox row (or one one-off share) turns into."""
 
     outbox_seq: int | None
@@ -601,10 +602,12 @@ class Projector:
     def _plan_delete(self, row: OutboxItem) -> SourcePlan:
         # Only recipients that hold the record hear of its deletion; they get identifiers only.
         self._before_history(row.participant_id, None)
+        # Every key of this record sorts between '<id>:' and '<id>;' (see migration 0009).
         rows = self.store.db.query(
             "SELECT recipient, programme, strand, article_6 FROM sent_log"
-            " WHERE record_id = ? AND op = 'upsert' GROUP BY recipient ORDER BY recipient",
-            (row.record_id,),
+            " WHERE idempotency_key > ? AND idempotency_key < ? AND record_id = ? AND op = 'upsert'"
+            " GROUP BY recipient ORDER BY recipient",
+            (f"{row.record_id}:", f"{row.record_id};", row.record_id),
         )
         items = []
         for recipient, programme, strand, article_6 in rows:

@@ -19,7 +19,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from keyworker_app.records import Participant, Record, Referral
 
@@ -37,8 +37,10 @@ class ItemStatus(enum.StrEnum):
     CONFLICT = "conflict"
 
 
-@dataclass(frozen=True)
-class ItemAnswer:
+_STATUSES = {status.value: status for status in ItemStatus}
+
+
+class ItemAnswer(NamedTuple):
     idempotency_key: str
     status: ItemStatus
     code: str
@@ -121,19 +123,24 @@ def parse_push_response(data: Any, batch_id: str, keys: Sequence[str]) -> tuple[
         raise MalformedResponse(f"the push answer has {len(results)} results for {len(keys)} items")
     answers: list[ItemAnswer] = []
     for index, (raw, key) in enumerate(zip(results, keys)):
+        if not isinstance(raw, dict):
+            raise MalformedResponse(f"push result {index} is not a JSON object")
+        if raw.get("index") != index or isinstance(raw.get("index"), bool):
+            raise MalformedResponse(f"push result {index} is out of order")
+        if raw.get("idempotency_key") != key:
+            raise MalformedResponse(f"push result {index} answers a different item")
+        given = raw.get("status")
+        status = _STATUSES.get(given) if isinstance(given, str) else None
+        if status is None:
+            raise MalformedResponse(f"push result {index} has an unknown status")
+        code, reason = raw.get("code"), raw.get("reason")
+        if code is None and reason is None:   # most answers: accepted, nothing to say
+            answers.append(ItemAnswer(key, status, "", ""))
+            continue
         what = f"push result {index}"
-        item = _object(raw, what)
-        if item.get("index") != index or isinstance(item.get("index"), bool):
-            raise MalformedResponse(f"{what} is out of order")
-        if item.get("idempotency_key") != key:
-            raise MalformedResponse(f"{what} answers a different item")
-        try:
-            status = ItemStatus(str(item.get("status")))
-        except ValueError:
-            raise MalformedResponse(f"{what} has an unknown status") from None
         answers.append(ItemAnswer(
-            key, status, _text(item, "code", what, optional=True, limit=100),
-            _text(item, "reason", what, optional=True, limit=1000),
+            key, status, _text(raw, "code", what, optional=True, limit=100),
+            _text(raw, "reason", what, optional=True, limit=1000),
         ))
     return tuple(answers)
 

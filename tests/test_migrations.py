@@ -174,3 +174,31 @@ def test_0008_search_index_is_rewritten_only_when_a_searched_column_changes(tmp_
     assert [x.id for x in store.participants.search("CD654321A")] == [p.id]
     assert store.participants.search("AB123456C") == []
     db.conn.execute("INSERT INTO participant_search(participant_search) VALUES ('integrity-check')")
+
+
+def test_0009_a_deleted_record_still_finds_every_recipient_that_holds_it(tmp_path: Path) -> None:
+    """0009 drops sent_log_by_record; the deletion's lookup uses the idempotency key's
+    prefix instead, through the key's own index, and finds exactly that record's lines."""
+    db = plain_db(tmp_path)
+    db.migrate(MIGRATIONS[:8])
+    sql = ("INSERT INTO sent_log (idempotency_key, participant_id, recipient, record_type, record_id,"
+           " version, op, programme, strand, fields, article_6, sent_at, controller_status)"
+           " VALUES (?, 'p-1', ?, 'contact', ?, ?, 'upsert', 'working_well', '', '[]', '6(1)(a)',"
+           " '2026-11-21T10:00:00+00:00', 'accepted')")
+    with db.transaction() as conn:
+        for record_id, version, recipient in [("rec-1", 1, "employer"), ("rec-1", 2, "referrer_updates"),
+                                              ("rec-10", 1, "evaluation"), ("rec-1.5", 1, "esf_audit")]:
+            conn.execute(sql, (f"{record_id}:{version}:{recipient}", recipient, record_id, version))
+    assert db.migrate(MIGRATIONS[:9]) == [9]
+    assert db.query("SELECT name FROM sqlite_master WHERE name = 'sent_log_by_record'") == []
+
+    from keyworker_app.store.store import OutboxItem, Store
+    from sync.projection import Projector
+
+    store = Store(db, "KW-1")
+    plan = Projector(store, profiles={})._plan_delete(
+        OutboxItem(99, "contact", "rec-1", 3, "p-1", "delete", "2026-11-21T11:00:00+00:00"))
+    assert sorted(i.recipient for i in plan.items) == ["employer", "referrer_updates"]
+    query = ("EXPLAIN QUERY PLAN SELECT recipient FROM sent_log WHERE idempotency_key > 'rec-1:'"
+             " AND idempotency_key < 'rec-1;' AND record_id = 'rec-1'")
+    assert "sqlite_autoindex_sent_log" in " ".join(str(r) for r in db.query(query))

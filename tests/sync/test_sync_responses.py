@@ -90,6 +90,7 @@ def assert_nothing_applied(store: Store, pending_before: int) -> None:
     assert store.outbox_count("pending") == pending_before
     assert store.db.scalar("SELECT count(*) FROM sent_log") == 0
     assert store.db.scalar("SELECT count(*) FROM sync_item WHERE status NOT IN ('pending', 'held_back')") == 0
+    assert store.db.scalar("SELECT count(*) FROM quarantine") == 0
 
 
 def test_a_well_formed_exchange_applies(loaded: Store, fake: FakeController) -> None:

@@ -1,0 +1,158 @@
+"""The ledger on its own, against the real encrypted store: what it writes for each answer,
+and when an outbox row is finished. The engine and wire tests cover the same through a
+controller; these pin down the cases a run only meets by chance (a row answered across
+batches, a run that stops between them, items held back and then sent, an older store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from keyworker_app.demo import save_caseload
+from keyworker_app.store.store import Store
+from sync.ledger import Ledger
+from sync.projection import PlannedItem, Projector, SourcePlan
+from sync.wire import ItemAnswer, ItemStatus
+from sync_testkit import caseload
+
+
+def answers(items: Sequence[PlannedItem], status: ItemStatus = ItemStatus.ACCEPTED) -> list[ItemAnswer]:
+    reason = "" if status is ItemStatus.ACCEPTED else "field 'x' is not in the profile"
+    code = "" if status is ItemStatus.ACCEPTED else "not_in_any_profile"
+    return [ItemAnswer(i.key, status, code, reason) for i in items]
+
+
+def row_state(store: Store, seq: int) -> str:
+    return str(store.db.scalar("SELECT state FROM outbox WHERE seq = ?", (seq,)))
+
+
+@pytest.fixture
+def plans(store: Store) -> list[SourcePlan]:
+    save_caseload(store, caseload(2, seed=51, keyworker_id=store.actor))
+    return Projector(store).plan_many(store.outbox_pending(limit=100_000))
+
+
+def write_item_row(store: Store, plan: SourcePlan, item: PlannedItem, status: str, reason: str = "") -> None:
+    """A ``sync_item`` row as an earlier run (or an earlier version of the app) left it."""
+    with store.db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO sync_item (idempotency_key, outbox_seq, record_type, record_id, version,"
+            " participant_id, recipient, op, status, reason, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,'upsert',?,?,'2026-01-01')",
+            (item.key, plan.outbox_seq, item.record_type, item.record_id, item.version,
+             item.participant_id, item.recipient, status, reason))
+
+
+def a_plan_with_items(plans: Sequence[SourcePlan], at_least: int = 2) -> SourcePlan:
+    return next(p for p in plans if len(p.items) >= at_least and p.outbox_seq is not None)
+
+
+def test_a_row_answered_across_batches_is_done_only_with_its_last_answer(
+    store: Store, plans: list[SourcePlan]
+) -> None:
+    plan = a_plan_with_items(plans)
+    ledger = Ledger(store)
+    to_send = ledger.prepare([plan])
+    assert to_send == list(plan.items)
+    assert plan.outbox_seq is not None
+    first, rest = to_send[:1], to_send[1:]
+    ledger.apply_answers(first, answers(first))
+    assert row_state(store, plan.outbox_seq) == "pending"
+    ledger.apply_answers(rest, answers(rest))
+    assert row_state(store, plan.outbox_seq) == "done"
+    # A delivered item is one sent-log line and nothing else.
+    logged = {k for (k,) in store.db.query("SELECT idempotency_key FROM sent_log")}
+    assert logged == {i.key for i in to_send}
+    assert store.db.scalar("SELECT count(*) FROM sync_item WHERE idempotency_key IN"
+                           " (SELECT idempotency_key FROM sent_log)") == 0
+
+
+def test_a_run_stopped_between_batches_sends_only_the_unanswered_items_again(
+    store: Store, plans: list[SourcePlan]
+) -> None:
+    plan = a_plan_with_items(plans)
+    assert plan.outbox_seq is not None
+    ledger = Ledger(store)
+    first = ledger.prepare([plan])[:1]
+    ledger.apply_answers(first, answers(first))
+    # The run stops here. The next run projects the row again and starts afresh.
+    again = Ledger(store)
+    again.begin_run()
+    to_send = again.prepare([plan])
+    assert [i.key for i in to_send] == [i.key for i in plan.items[1:]]
+    assert row_state(store, plan.outbox_seq) == "pending"
+    again.apply_answers(to_send, answers(to_send, ItemStatus.DUPLICATE))
+    assert row_state(store, plan.outbox_seq) == "done"
+    statuses = dict(store.db.query("SELECT idempotency_key, controller_status FROM sent_log"))
+    assert statuses == {plan.items[0].key: "accepted", **{i.key: "duplicate" for i in plan.items[1:]}}
+
+
+def test_a_refusal_quarantines_the_row_once_every_item_is_answered(
+    store: Store, plans: list[SourcePlan]
+) -> None:
+    plan = a_plan_with_items(plans)
+    assert plan.outbox_seq is not None
+    ledger = Ledger(store)
+    to_send = ledger.prepare([plan])
+    ledger.apply_answers(to_send[:1], answers(to_send[:1], ItemStatus.REJECTED))
+    assert row_state(store, plan.outbox_seq) == "pending"
+    ledger.apply_answers(to_send[1:], answers(to_send[1:]))
+    assert row_state(store, plan.outbox_seq) == "quarantined"
+    assert store.db.query("SELECT status, reason FROM sync_item WHERE idempotency_key = ?",
+                          (to_send[0].key,)) == [("rejected", "not_in_any_profile")]
+    assert [q.idempotency_key for q in ledger.quarantined()] == [to_send[0].key]
+    # Projected again (a run that stopped before the row was closed), the refused item is
+    # not sent again and the row still ends up quarantined.
+    store.db.conn.execute("UPDATE outbox SET state = 'pending' WHERE seq = ?", (plan.outbox_seq,))
+    assert Ledger(store).prepare([plan]) == []
+    assert row_state(store, plan.outbox_seq) == "quarantined"
+
+
+def test_an_item_held_back_and_then_sent_is_no_longer_counted_as_held(
+    store: Store, plans: list[SourcePlan]
+) -> None:
+    plan = a_plan_with_items(plans)
+    item = plan.items[0]
+    ledger = Ledger(store)
+    write_item_row(store, plan, item, "held_back", "consent_missing")   # before consent was given
+    assert ledger.held_back()["consent_missing"] == 1
+    to_send = ledger.prepare([plan])
+    assert item in to_send
+    assert ledger.held_back()["consent_missing"] == 0
+    ledger.apply_answers(to_send, answers(to_send))
+    assert ledger.status_of(item.key) is None
+    assert store.db.scalar("SELECT controller_status FROM sent_log WHERE idempotency_key = ?",
+                           (item.key,)) == "accepted"
+
+
+def test_an_item_left_pending_by_an_older_version_is_sent_and_replaced(
+    store: Store, plans: list[SourcePlan]
+) -> None:
+    plan = a_plan_with_items(plans)
+    item = plan.items[0]
+    write_item_row(store, plan, item, "pending")   # older versions wrote every item as pending first
+    ledger = Ledger(store)
+    to_send = ledger.prepare([plan])
+    assert item in to_send
+    ledger.apply_answers(to_send, answers(to_send))
+    assert store.db.scalar("SELECT count(*) FROM sync_item WHERE status = 'pending'") == 0
+    assert plan.outbox_seq is not None and row_state(store, plan.outbox_seq) == "done"
+
+
+def test_a_key_in_two_rows_of_one_chunk_is_sent_once(store: Store, plans: list[SourcePlan]) -> None:
+    plan = a_plan_with_items(plans, at_least=1)
+    assert plan.outbox_seq is not None
+    twin = SourcePlan(plan.outbox_seq + 100_000, None, plan.items[:1])
+    with store.db.transaction() as conn:
+        conn.execute("INSERT INTO outbox (seq, record_type, record_id, version, participant_id, op,"
+                     " created_at) SELECT ?, record_type, record_id, version, participant_id, op,"
+                     " created_at FROM outbox WHERE seq = ?", (twin.outbox_seq, plan.outbox_seq))
+    ledger = Ledger(store)
+    to_send = ledger.prepare([plan, twin])
+    assert [i.key for i in to_send] == [i.key for i in plan.items]
+    # The twin waits for nothing of its own: the item goes (and is answered) for the first.
+    assert twin.outbox_seq is not None and row_state(store, twin.outbox_seq) == "done"
+    ledger.apply_answers(to_send, answers(to_send))
+    assert row_state(store, plan.outbox_seq) == "done"
