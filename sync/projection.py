@@ -93,7 +93,7 @@ class PlannedItem(NamedTuple):
             "programme": self.programme,
             "strand": self.strand,
             "op": self.op,
-            "fields": dict(self.fields),
+            "fields": self.fields if type(self.fields) is dict else dict(self.fields),
         }
 
 
@@ -484,9 +484,9 @@ class Projector:
                                       "participant_id": participant.id}
             for name, column, convert in plan.getters:
                 fields[name] = convert(stored[column])
-            items.append(PlannedItem(
+            items.append(PlannedItem(   # fields: a dict made here and never changed
                 key, record_type, record_id, version, participant.id, profile.id,
-                participant.programme, participant.strand, "upsert", MappingProxyType(fields),
+                participant.programme, participant.strand, "upsert", fields,
                 plan.field_names, profile.article_6, plan.article_9, row.seq,
             ))
         return SourcePlan(row.seq, None, tuple(items), tuple(held))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Generic, Iterable, Mapping, TypeVar
+from typing import Any, Generic, Iterable, Mapping, NamedTuple, TypeVar
 
 from ..errors import RecordNotFound, VersionConflict
 from ..records import (
@@ -25,8 +25,9 @@ from .database import Connection, Database
 R = TypeVar("R", bound=Record)
 
 
-@dataclass(frozen=True)
-class OutboxItem:
+class OutboxItem(NamedTuple):
+    """One outbox row (a named tuple: a sync reads thousands at a time)."""
+
     seq: int
     record_type: str
     record_id: str
