@@ -14,6 +14,7 @@ participant who was open is opened again and their drafts are offered back.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -75,6 +76,25 @@ PREBUILD_MAX_WAITS = 5
 
 #: At most this many participant references are named when new referrals arrive.
 REFERRALS_NAMED = 10
+
+
+def leave_out_of_collections() -> None:
+    """Leave every object made so far out of later garbage collections (``gc.freeze``).
+
+    The window's screens, models and form definitions live as long as the app. A full
+    collection walks every object the collector tracks, and with all of them built one
+    took about 30 ms on the GUI thread whenever it fell due, in the middle of a search say:
+    with the rest of a keystroke's work, a stall over 50 ms. Frozen objects are never
+    walked again, nor freed if they become garbage: a lock, which throws the record
+    screen away, first unfreezes everything (:func:`let_collections_free_them`), and the
+    next record screen is built only after a full collection has freed the old one.
+    """
+    gc.freeze()
+
+
+def let_collections_free_them() -> None:
+    """Undo :func:`leave_out_of_collections`: before screens are thrown away (a lock)."""
+    gc.unfreeze()
 
 
 @dataclass(frozen=True)
@@ -239,6 +259,7 @@ class MainWindow(QMainWindow):
         self._prebuild_due = 0.0
         self._prebuild_waits = 0
         self._prebuild_held = False
+        self._collect_before_prebuild = False   # set by a lock: see leave_out_of_collections
         self.open_participant_id = ""
         self._reopen_after_unlock = ""
         self.new_participant_dialog: NewParticipantDialog | None = None
@@ -332,6 +353,7 @@ class MainWindow(QMainWindow):
         finally:
             self._building_main_page = False
         if not self._main_page_steps:
+            leave_out_of_collections()
             self._prebuild_record_view()  # next: the record screen, in the moments after
 
     def _build_frame(self) -> None:
@@ -654,6 +676,13 @@ class MainWindow(QMainWindow):
             self._prebuild_later()  # the app was busy just now: not a quiet moment
             return
         self._prebuild_waits = 0
+        if view is None and self._collect_before_prebuild:
+            # A step of its own (a full collection takes tens of ms): the record screen
+            # thrown away at the lock, now that Qt has let go of it, and anything else.
+            self._collect_before_prebuild = False
+            gc.collect()
+            self._prebuild_later()
+            return
         if view is None:
             view = ParticipantRecordView(build_now=False)
             view.prepare_for(list(self.programmes.values()), self.programmes.get(self._profile_programme))
@@ -663,6 +692,8 @@ class MainWindow(QMainWindow):
             self._prebuild_later()
         elif view.build_step():
             self._prebuild_later()
+        else:
+            leave_out_of_collections()   # the record screen is built: it lives as long as we do
 
     def _ensure_record_view(self) -> QWidget:
         if self.record_view is None and self._prebuilt_record_view is not None:
@@ -670,6 +701,7 @@ class MainWindow(QMainWindow):
             self._prebuilt_record_view = None
             self._prebuild_timer.stop()
             view.finish_building()
+            leave_out_of_collections()
             self.record_view = view
         if self.record_view is None:
             view = self._record_view_factory()
@@ -790,6 +822,8 @@ class MainWindow(QMainWindow):
         if view is not None:  # it showed a record: thrown away; a fresh empty one is built
             self.record_area.removeWidget(view)
             view.deleteLater()
+            let_collections_free_them()
+            self._collect_before_prebuild = True
         self.record_view = None
         self._prebuild_record_view()
         self.open_participant_id = ""

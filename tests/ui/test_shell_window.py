@@ -530,6 +530,33 @@ def test_the_record_screen_is_built_in_idle_moments_behind_the_unlock_screen(
     assert window._prebuilt_record_view.title.text() == ""
 
 
+def test_built_screens_are_left_out_of_garbage_collections_until_a_lock_throws_one_away(
+        qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    """A full garbage collection walks every object; the built window is frozen out of
+    them (gc.freeze) so one never falls due in the middle of a search as a long pause. A
+    lock unfreezes, and the next record screen is built only after a full collection."""
+    import gc
+
+    seed(ui_paths, count=3)
+    window = make_window(ui_paths)
+    qtbot.waitUntil(lambda: window.main_page_built, timeout=20_000)
+    gc.unfreeze()
+    try:
+        qtbot.waitUntil(lambda: window.record_screen_ready, timeout=20_000)
+        assert gc.get_freeze_count() > 0   # frozen when the record screen was finished
+        unlock(qtbot, window)
+        with qtbot.waitSignal(window.sig_record_shown, timeout=20_000):
+            window.open_participant(window.model.participant_id(0))
+        collections = gc.get_stats()[2]["collections"]
+        window.lock()
+        assert gc.get_freeze_count() == 0   # the thrown-away screen can be freed
+        qtbot.waitUntil(lambda: window.record_screen_ready, timeout=20_000)
+        assert gc.get_stats()[2]["collections"] > collections
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_the_record_screen_is_not_built_while_the_keyworker_searches(
         qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
     """A build step never runs while a search waits for the typing pause or the list is
