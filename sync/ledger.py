@@ -34,7 +34,7 @@ from keyworker_app.records import RECORD_TYPE_BY_NAME
 from keyworker_app.store.database import Connection
 from keyworker_app.store.store import Store
 
-from .projection import PlannedItem, SourcePlan
+from .projection import HeldItem, PlannedItem, SourcePlan
 from .wire import ItemAnswer, ItemStatus
 
 
@@ -96,7 +96,7 @@ _SENT_LOG_SQL = (
     "INSERT INTO sent_log (idempotency_key, participant_id, recipient, record_type, record_id,"
     " version, op, programme, strand, fields, article_6, article_9, one_off_reason, sent_at,"
     " controller_status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT(idempotency_key) DO NOTHING"
+    " ON CONFLICT(participant_id, recipient, record_id, version) DO NOTHING"   # the item's key
 )
 
 
@@ -174,8 +174,8 @@ class Ledger:
         now = _now()
         skip = set(in_flight)
         with self.db.transaction() as conn:
-            known = self._statuses(conn, [h.key for p in plans for h in p.held]
-                                   + [i.key for p in plans for i in p.items])
+            known = self._statuses(conn, [h for p in plans for h in p.held]
+                                   + [i for p in plans for i in p.items])
             to_send: list[PlannedItem] = []
             held_rows: list[tuple[Any, ...]] = []
             unheld: list[str] = []
@@ -230,19 +230,24 @@ class Ledger:
         return to_send
 
     @staticmethod
-    def _statuses(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
-        """What the ledger already holds for ``keys``: ``accepted``/``duplicate`` from the
-        sent log, else the ``sync_item`` status (``held_back``, ``rejected``, ``conflict``;
-        ``pending`` in a store written before late 2026)."""
-        if not keys:
+    def _statuses(conn: Connection, items: Sequence[PlannedItem | HeldItem]) -> dict[str, str]:
+        """What the ledger already holds for these items, by key: ``accepted``/``duplicate``
+        from the sent log, else the ``sync_item`` status (``held_back``, ``rejected``,
+        ``conflict``; ``pending`` in a store written before late 2026)."""
+        if not items:
             return {}
-        wanted = json.dumps(list(keys))
         found = {r[0]: r[1] for r in conn.execute(
             f"SELECT idempotency_key, status FROM sync_item WHERE idempotency_key IN {_JSON_LIST}",
-            (wanted,)).fetchall()}
+            (json.dumps([i.key for i in items]),)).fetchall()}
+        # The sent log is indexed by what the key is made of (migration 0009).
         found.update((r[0], r[1]) for r in conn.execute(
-            f"SELECT idempotency_key, controller_status FROM sent_log WHERE idempotency_key IN {_JSON_LIST}",
-            (wanted,)).fetchall())
+            "SELECT s.idempotency_key, s.controller_status FROM json_each(?) AS j"
+            " CROSS JOIN sent_log AS s ON s.participant_id = json_extract(j.value, '$[0]')"
+            " AND s.recipient = json_extract(j.value, '$[1]')"
+            " AND s.record_id = json_extract(j.value, '$[2]')"
+            " AND s.version = json_extract(j.value, '$[3]')",
+            (json.dumps([(i.participant_id, i.recipient, i.record_id, i.version) for i in items]),)
+        ).fetchall())
         return found
 
     def _requeue(self, conn: Connection, participant_id: str, reasons: Iterable[Any],

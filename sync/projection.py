@@ -602,12 +602,11 @@ class Projector:
     def _plan_delete(self, row: OutboxItem) -> SourcePlan:
         # Only recipients that hold the record hear of its deletion; they get identifiers only.
         self._before_history(row.participant_id, None)
-        # Every key of this record sorts between '<id>:' and '<id>;' (see migration 0009).
-        rows = self.store.db.query(
+        rows = self.store.db.query(   # a record's lines, within its participant's (migration 0009)
             "SELECT recipient, programme, strand, article_6 FROM sent_log"
-            " WHERE idempotency_key > ? AND idempotency_key < ? AND record_id = ? AND op = 'upsert'"
+            " WHERE participant_id = ? AND record_id = ? AND op = 'upsert'"
             " GROUP BY recipient ORDER BY recipient",
-            (f"{row.record_id}:", f"{row.record_id};", row.record_id),
+            (row.participant_id, row.record_id),
         )
         items = []
         for recipient, programme, strand, article_6 in rows:

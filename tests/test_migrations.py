@@ -176,21 +176,34 @@ def test_0008_search_index_is_rewritten_only_when_a_searched_column_changes(tmp_
     db.conn.execute("INSERT INTO participant_search(participant_search) VALUES ('integrity-check')")
 
 
-def test_0009_a_deleted_record_still_finds_every_recipient_that_holds_it(tmp_path: Path) -> None:
-    """0009 drops sent_log_by_record; the deletion's lookup uses the idempotency key's
-    prefix instead, through the key's own index, and finds exactly that record's lines."""
+def test_0009_the_sent_log_is_copied_whole_and_indexed_once_by_participant(tmp_path: Path) -> None:
+    """0009 rebuilds the sent log with one index: every line and its seq kept, the sequence
+    carrying on after them, the same uniqueness, and a deletion still finding exactly the
+    recipients that hold that record."""
     db = plain_db(tmp_path)
     db.migrate(MIGRATIONS[:8])
     sql = ("INSERT INTO sent_log (idempotency_key, participant_id, recipient, record_type, record_id,"
-           " version, op, programme, strand, fields, article_6, sent_at, controller_status)"
-           " VALUES (?, 'p-1', ?, 'contact', ?, ?, 'upsert', 'working_well', '', '[]', '6(1)(a)',"
-           " '2026-11-21T10:00:00+00:00', 'accepted')")
+           " version, op, programme, strand, fields, article_6, article_9, sent_at, controller_status)"
+           " VALUES (?, ?, ?, 'contact', ?, ?, 'upsert', 'working_well', '', '[\"kind\"]', '6(1)(a)', ?,"
+           " '2026-11-21T10:00:00+00:00', ?)")
+    lines = [("p-1", "rec-1", 1, "employer", None, "accepted"), ("p-1", "rec-1", 2, "referrer_updates", "9(2)(a)", "duplicate"),
+             ("p-1", "rec-10", 1, "evaluation", None, "accepted"), ("p-2", "rec-2", 1, "employer", None, "accepted")]
     with db.transaction() as conn:
-        for record_id, version, recipient in [("rec-1", 1, "employer"), ("rec-1", 2, "referrer_updates"),
-                                              ("rec-10", 1, "evaluation"), ("rec-1.5", 1, "esf_audit")]:
-            conn.execute(sql, (f"{record_id}:{version}:{recipient}", recipient, record_id, version))
+        for participant, record_id, version, recipient, article_9, status in lines:
+            conn.execute(sql, (f"{record_id}:{version}:{recipient}", participant, recipient, record_id, version,
+                               article_9, status))
+        conn.execute("DELETE FROM sent_log WHERE record_id = 'rec-2'")   # the sequence is past it
+    before = db.query("SELECT * FROM sent_log ORDER BY seq")
     assert db.migrate(MIGRATIONS[:9]) == [9]
-    assert db.query("SELECT name FROM sqlite_master WHERE name = 'sent_log_by_record'") == []
+    assert db.query("SELECT * FROM sent_log ORDER BY seq") == before
+    indexes = {r[0] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sent_log'")}
+    assert indexes == {"sent_log_item"}
+    with db.transaction() as conn:
+        conn.execute(sql, ("rec-3:1:employer", "p-3", "employer", "rec-3", 1, None, "accepted"))
+        with pytest.raises(Exception, match="UNIQUE"):
+            conn.execute(sql.replace("INSERT", "INSERT OR ABORT"),
+                         ("rec-1:1:employer", "p-1", "employer", "rec-1", 1, None, "accepted"))
+    assert db.scalar("SELECT seq FROM sent_log WHERE record_id = 'rec-3'") == 5
 
     from keyworker_app.store.store import OutboxItem, Store
     from sync.projection import Projector
@@ -199,6 +212,5 @@ def test_0009_a_deleted_record_still_finds_every_recipient_that_holds_it(tmp_pat
     plan = Projector(store, profiles={})._plan_delete(
         OutboxItem(99, "contact", "rec-1", 3, "p-1", "delete", "2026-11-21T11:00:00+00:00"))
     assert sorted(i.recipient for i in plan.items) == ["employer", "referrer_updates"]
-    query = ("EXPLAIN QUERY PLAN SELECT recipient FROM sent_log WHERE idempotency_key > 'rec-1:'"
-             " AND idempotency_key < 'rec-1;' AND record_id = 'rec-1'")
-    assert "sqlite_autoindex_sent_log" in " ".join(str(r) for r in db.query(query))
+    query = "EXPLAIN QUERY PLAN SELECT recipient FROM sent_log WHERE participant_id = 'p-1' AND record_id = 'rec-1'"
+    assert "sent_log_item" in " ".join(str(r) for r in db.query(query))

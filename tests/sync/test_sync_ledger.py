@@ -156,3 +156,21 @@ def test_a_key_in_two_rows_of_one_chunk_is_sent_once(store: Store, plans: list[S
     assert twin.outbox_seq is not None and row_state(store, twin.outbox_seq) == "done"
     ledger.apply_answers(to_send, answers(to_send))
     assert row_state(store, plan.outbox_seq) == "done"
+
+
+def test_delivered_items_are_found_through_the_sent_log_index(store: Store, plans: list[SourcePlan]) -> None:
+    """The ledger asks the sent log about a whole chunk of items at once; each is one
+    probe of its one index (migration 0009), never a scan of every line ever sent."""
+    plan = a_plan_with_items(plans)
+    ledger = Ledger(store)
+    to_send = ledger.prepare([plan])
+    ledger.apply_answers(to_send, answers(to_send))
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        assert ledger.prepare([plan]) == []   # everything in it is delivered already
+    finally:
+        store.db.conn.set_trace_callback(None)
+    (lookup,) = [s for s in statements if "FROM json_each" in s and "sent_log" in s]
+    explained = " ".join(str(r) for r in store.db.query("EXPLAIN QUERY PLAN " + lookup))
+    assert "SEARCH s USING INDEX sent_log_item" in explained and "SCAN s" not in explained
