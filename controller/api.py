@@ -15,7 +15,7 @@ import re
 import time
 import traceback
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Awaitable, Callable, Literal, MutableMapping
 
 from fastapi import Depends, FastAPI, Query, Request, Security
@@ -578,27 +578,57 @@ _ITEM_KEYS = frozenset(PushItem.model_fields)
 _ITEM_REQUIRED = frozenset(name for name, f in PushItem.model_fields.items() if f.is_required())
 _RECORD_TYPE = re.compile(r"[a-z_]{1,40}")
 _ITEM_ID = re.compile(ID_PATTERN[1:-1])
-_OPTIONAL_ID = re.compile(OPTIONAL_ID_PATTERN[1:-1])
 _OPS = frozenset({"upsert", "delete", "withdraw"})
 
 
-def _plain_item(raw: Any) -> service.PushItem | None:
-    """``raw`` as a service item if it passes PushItem's checks as they are; else None."""
+@dataclass
+class _Matched:
+    """Strings of one batch already seen to match a pattern. Recipients, programmes,
+    participant ids and record types repeat from item to item, so each distinct value is
+    matched once per batch instead of once per item."""
+
+    ids: set[str] = field(default_factory=set)              # ID_PATTERN
+    record_types: set[str] = field(default_factory=set)     # _RECORD_TYPE
+
+
+def _matches(pattern: re.Pattern[str], value: str, seen: set[str]) -> bool:
+    """``pattern.fullmatch(value)``, remembering a match in ``seen``."""
+    if pattern.fullmatch(value):
+        seen.add(value)
+        return True
+    return False
+
+
+def _plain_item(raw: Any, matched: _Matched | None = None) -> service.PushItem | None:
+    """``raw`` as a service item if it passes PushItem's checks as they are; else None.
+
+    ``matched`` carries what earlier items of the same batch matched already.
+    """
     if type(raw) is not dict or not _ITEM_KEYS.issuperset(raw) or not _ITEM_REQUIRED.issubset(raw):
         return None
+    if matched is None:
+        matched = _Matched()
+    ids, types = matched.ids, matched.record_types
     key, record_type, record_id = raw["idempotency_key"], raw["record_type"], raw["record_id"]
     version, recipient, participant_id = raw["version"], raw["recipient"], raw["participant_id"]
     programme, strand, op = raw["programme"], raw.get("strand", ""), raw["op"]
     fields = raw.get("fields", None)
+    # OPTIONAL_ID_PATTERN is ID_PATTERN or empty, so a strand is checked as "" or an id.
     if (
         type(key) is not str or len(key) > 300
-        or type(record_type) is not str or not _RECORD_TYPE.fullmatch(record_type)
-        or type(record_id) is not str or not _ITEM_ID.fullmatch(record_id)
+        or type(record_type) is not str
+        or not (record_type in types or _matches(_RECORD_TYPE, record_type, types))
+        or type(record_id) is not str
+        or not (record_id in ids or _matches(_ITEM_ID, record_id, ids))
         or type(version) is not int or not 1 <= version <= 2**62
-        or type(recipient) is not str or not _ITEM_ID.fullmatch(recipient)
-        or type(participant_id) is not str or not _ITEM_ID.fullmatch(participant_id)
-        or type(programme) is not str or not _ITEM_ID.fullmatch(programme)
-        or type(strand) is not str or not _OPTIONAL_ID.fullmatch(strand)
+        or type(recipient) is not str
+        or not (recipient in ids or _matches(_ITEM_ID, recipient, ids))
+        or type(participant_id) is not str
+        or not (participant_id in ids or _matches(_ITEM_ID, participant_id, ids))
+        or type(programme) is not str
+        or not (programme in ids or _matches(_ITEM_ID, programme, ids))
+        or type(strand) is not str
+        or not (strand == "" or strand in ids or _matches(_ITEM_ID, strand, ids))
         or type(op) is not str or op not in _OPS
     ):
         return None
@@ -609,17 +639,17 @@ def _plain_item(raw: Any) -> service.PushItem | None:
     elif type(fields) is not dict:
         return None
     return service.PushItem(
-        idempotency_key=key, record_type=record_type, record_id=record_id, version=version,
-        recipient=recipient, participant_id=participant_id, programme=programme,
-        strand=strand, op=op, fields=fields,
+        key, record_type, record_id, version, recipient, participant_id, programme, strand,
+        op, fields,
     )
 
 
 def _parse_items(envelope: _PushEnvelope) -> list[service.PushItem | service.ItemResult]:
     """Each item parsed on its own: a bad one is answered ``invalid_item``, never fatal."""
     items: list[service.PushItem | service.ItemResult] = []
+    matched = _Matched()
     for raw in envelope.items:
-        plain = _plain_item(raw)
+        plain = _plain_item(raw, matched)
         if plain is not None:
             items.append(plain)
             continue
@@ -649,13 +679,13 @@ def _push_answer(
     """The ``PushResponse`` body for a batch, written straight to JSON bytes (the shape is
     PushResponse's, field for field), and its counts."""
     results = service.apply_items(db, device, envelope.batch_id, _parse_items(envelope))
+    # ItemStatus is a StrEnum: it counts under its text and orjson writes it as its text.
     counts = {status.value: 0 for status in service.ItemStatus}
     answers = []
     for index, result in enumerate(results):
-        status = result.status.value
-        counts[status] += 1
+        counts[result.status] += 1
         answers.append({
-            "index": index, "idempotency_key": result.idempotency_key, "status": status,
+            "index": index, "idempotency_key": result.idempotency_key, "status": result.status,
             "code": result.code, "reason": result.reason,
         })
     body = orjson.dumps({"batch_id": envelope.batch_id, "results": answers, "counts": counts})

@@ -31,6 +31,7 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import json
 import logging
@@ -143,6 +144,23 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: Container objects allocated (net of those freed) before the cyclic garbage collector
+#: runs (Python's default is 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def _collect_cycles_less_often() -> None:
+    """Let the garbage collector wait for 10,000 new objects instead of 700.
+
+    A push parses up to 500 items into a few thousand dicts and lists that live for one
+    request and are freed by reference counting when it ends. At the default threshold
+    the collector ran several times per push, scanning exactly those objects: about 5%
+    of the controller's CPU. Cycles are still collected, just in larger steps.
+    """
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 def cmd_serve(db: Database, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -189,6 +207,7 @@ def cmd_serve(db: Database, args: argparse.Namespace) -> int:
     logging.getLogger("keyworker.controller").info(
         "serving %s with %d sharing profiles, database %s", url, len(loaded), db.backend
     )
+    _collect_cycles_less_often()
     AnnouncingServer(config).run(sockets=[sock])
     return EXIT_OK
 

@@ -29,6 +29,9 @@ import platformdirs
 
 Row = dict[str, Any]
 
+#: The page size of a new SQLite database (bytes); see Database.migrate.
+SQLITE_PAGE_SIZE = 16384
+
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -274,6 +277,10 @@ class Database:
                 raise DatabaseUnavailable(f"cannot open the SQLite file: {exc}") from exc
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA foreign_keys = ON")
+            # In WAL mode (see migrate) NORMAL syncs at each checkpoint, not at each commit:
+            # a committed push survives the controller crashing or being killed; only a
+            # power cut or OS crash can lose the last commits, never corrupt the file.
+            # This is SQLite's usual setting for servers. Never OFF.
             conn.execute("PRAGMA synchronous = NORMAL")
             return conn
         import psycopg
@@ -358,6 +365,11 @@ class Database:
         if self.backend == "sqlite":
             conn = self._connect()
             try:
+                # A new file only (a no-op once the database exists). A push writes rows
+                # of ~1 KB into several indexes; with 16 KiB pages it writes them to the WAL
+                # and checkpoints them in fewer, larger writes: measured, about half the
+                # system CPU per pushed record of 4 KiB pages. Must precede WAL mode.
+                conn.execute(f"PRAGMA page_size = {SQLITE_PAGE_SIZE}")
                 # WAL lets readers carry on while a push is being written.
                 conn.execute("PRAGMA journal_mode = WAL")
             finally:

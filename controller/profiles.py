@@ -110,6 +110,10 @@ def _load_packaged() -> dict[str, ProfileView]:
 def profiles() -> Mapping[str, ProfileView]:
     """Every sharing profile, loaded once (restart the controller to reload)."""
     global _cache
+    loaded = _cache
+    if loaded is not None:
+        # Asked once per pushed item: no lock once loaded (reading the name is atomic).
+        return loaded
     with _lock:
         if _cache is None:
             _cache = _load_file(_override_file) if _override_file else _load_packaged()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import json
 import re
@@ -296,32 +295,6 @@ def _rejected(item: PushItem, code: str, reason: str) -> ItemResult:
     return ItemResult(item.idempotency_key, ItemStatus.REJECTED, code, reason)
 
 
-def _identifier_mismatch(item: PushItem, identifiers: frozenset[str]) -> str | None:
-    """The first identifier field (by name) whose value contradicts the item's envelope."""
-    fields = item.fields
-    for name in _sorted_names(identifiers):
-        if name not in fields:
-            continue
-        if name == "id":
-            expected: Any = item.record_id
-        elif name == "version":
-            expected = item.version
-        elif name == "record_type":
-            expected = item.record_type
-        elif name == "participant_id":
-            expected = item.participant_id
-        else:
-            continue
-        if fields[name] != expected:
-            return name
-    return None
-
-
-@functools.lru_cache(maxsize=8)
-def _sorted_names(names: frozenset[str]) -> tuple[str, ...]:
-    return tuple(sorted(names))
-
-
 def check_item(item: PushItem) -> ItemResult | None:
     """The receipt check against the sharing profile; None when the item may be stored.
 
@@ -358,12 +331,12 @@ def check_item(item: PushItem) -> ItemResult | None:
             f"{noun} {names} not in sharing profile '{rule.profile_id}' for record type "
             f"'{item.record_type}'",
         )
-    mismatch = _identifier_mismatch(item, rule.identifiers)
-    if mismatch:
-        return _rejected(
-            item, "identifier_mismatch",
-            f"field '{mismatch}' does not match the same identifier in the item's envelope",
-        )
+    for name, attribute in rule.envelope_identifiers:
+        if name in fields and fields[name] != getattr(item, attribute):
+            return _rejected(
+                item, "identifier_mismatch",
+                f"field '{name}' does not match the same identifier in the item's envelope",
+            )
     # The Health Team's confidential record never leaves a laptop, whatever a profile
     # says (seed 003); refuse it here too.
     if item.record_type == "case_note" and fields.get("confidentiality") == "health_team":
@@ -390,7 +363,9 @@ class _Rule:
 
     profile_id: str
     allowed: frozenset[str]            # the profile's fields (or a withdrawal's) and identifiers
-    identifiers: frozenset[str]
+    #: (field, PushItem attribute) for each identifier the envelope also carries, in
+    #: field-name order: a field sent must equal its envelope value.
+    envelope_identifiers: tuple[tuple[str, str], ...]
     withdraw: bool
     record_missing: str | None         # the reason, when the profile lacks this record type
     assessment_forms: frozenset[str] | None
@@ -414,6 +389,13 @@ def _rule(recipient: str, record_type: str, programme: str, strand: str, op: str
     if rule is None:
         rule = cache[key] = _compile_rule(*key)
     return rule
+
+
+#: The identifier fields that repeat a value of the item's envelope, and where it is.
+_ENVELOPE_ATTRIBUTE = {
+    "id": "record_id", "version": "version", "record_type": "record_type",
+    "participant_id": "participant_id",
+}
 
 
 def _compile_rule(recipient: str, record_type: str, programme: str, strand: str, op: str) -> _Rule | tuple[str, str]:
@@ -445,7 +427,10 @@ def _compile_rule(recipient: str, record_type: str, programme: str, strand: str,
     return _Rule(
         profile_id=profile.id,
         allowed=frozenset(allowed or ()) | identifiers,
-        identifiers=identifiers,
+        envelope_identifiers=tuple(
+            (name, _ENVELOPE_ATTRIBUTE[name]) for name in sorted(identifiers)
+            if name in _ENVELOPE_ATTRIBUTE
+        ),
         withdraw=op == "withdraw",
         record_missing=missing,
         assessment_forms=profile.assessment_forms,

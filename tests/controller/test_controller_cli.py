@@ -166,3 +166,32 @@ def test_migrations_apply_once_and_a_newer_database_is_refused(db_url: str) -> N
         db.close()
     done = run_cli(db_url, "devices")
     assert done.returncode == 3 and "newer controller" in done.stderr
+
+
+def test_serve_lets_the_garbage_collector_wait_for_more_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push's parsed items are freed by reference counting; the cyclic collector must
+    not scan them several times per push (the default threshold, 700, made it do so)."""
+    import gc
+
+    import uvicorn
+
+    from controller import cli
+
+    seen: list[tuple[int, int, int]] = []
+
+    def run_instead(self: Any, sockets: list[Any] | None = None) -> None:
+        seen.append(gc.get_threshold())
+        for sock in sockets or ():
+            sock.close()
+
+    monkeypatch.setattr(uvicorn.Server, "run", run_instead)
+    before = gc.get_threshold()
+    try:
+        done = cli.main(["serve", "--db", f"sqlite:///{tmp_path / 'c.sqlite3'}", "--port", "0"])
+    finally:
+        gc.set_threshold(*before)
+    assert done == 0
+    assert seen == [(cli.GC_YOUNG_THRESHOLD, before[1], before[2])]
+    assert cli.GC_YOUNG_THRESHOLD >= 10 * before[0]

@@ -73,6 +73,26 @@ def test_a_plain_item_is_what_pydantic_makes_of_it(change: dict[str, Any]) -> No
         assert plain == service.PushItem(**parsed.model_dump())
 
 
+def test_a_value_matched_earlier_in_the_batch_is_still_checked_against_each_field() -> None:
+    """_parse_items matches each distinct value once per batch; a value that passed as an
+    id must still fail as a record type, and a bad one must fail every time."""
+    batch = [
+        _raw("r-1", 1, programme="Prog-A"),           # a good id, not a good record type
+        _raw("r-2", 1, record_type="Prog-A"),
+        _raw("r-3", 1, strand="Prog-A"),              # good as a strand (an id)
+        _raw("r-4", 1, recipient="bad id"),
+        _raw("r-5", 1, programme="bad id"),
+        _raw("r-6", 1, record_type="case_note", strand="case_note"),
+    ]
+    envelope = api._PushEnvelope.model_construct(batch_id="batch", items=batch)
+    parsed = api._parse_items(envelope)
+    refused = [isinstance(item, service.ItemResult) for item in parsed]
+    assert refused == [False, True, False, True, True, False]
+    assert all(item.code == "invalid_item" for item in parsed if isinstance(item, service.ItemResult))
+    assert parsed[0] == api._plain_item(batch[0])
+    assert parsed[2] == api._plain_item(batch[2])
+
+
 def _database(tmp_path: Path, name: str) -> tuple[Database, service.Device]:
     database = Database(f"sqlite:///{tmp_path / name}")
     database.migrate()
