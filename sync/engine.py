@@ -27,13 +27,15 @@ A 401 at any point stops the run and says why; ``device_revoked`` purges as ``re
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import gc
 import gzip
 import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -82,6 +84,29 @@ def encode_item(item: PlannedItem) -> bytes:
 #: answered).
 _MAX_IN_FLIGHT = 64
 _MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024
+
+#: While pushing, the cyclic garbage collector runs after this many new container objects
+#: instead of Python's 700 (see fewer_collections).
+_GC_YOUNG_THRESHOLD = 20_000
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Let the garbage collector wait for ``_GC_YOUNG_THRESHOLD`` new objects, for a while.
+
+    A push makes a few small objects per item (a plan, its fields, its answer), most of
+    them alive until their batch is answered. At Python's default the collector ran over a
+    thousand times in a push of 50,000 records, walking those same live objects again and
+    again: about 1.3 s of its 7 s. Cycles are still collected, in larger steps, and the
+    setting before is put back afterwards.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], _GC_YOUNG_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
 
 #: While draining the batches in flight, answers are written in groups of this many items.
 #: Large: each group is one transaction, and a transaction re-encrypts every page it
@@ -299,6 +324,10 @@ class SyncEngine:
         # before a participant's sent log is read (a deletion or a withdrawal notice) every
         # batch in flight about them (for that recipient, for a notice) is finished and
         # its answers written.
+        with fewer_collections():
+            self._push_pipelined()
+
+    def _push_pipelined(self) -> None:
         projector = Projector(self.store, self._profiles, self._today, before_history=self._settle_for)
         self.ledger.begin_run()
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyworker-sync-push")

@@ -240,3 +240,22 @@ def test_a_revoke_instruction_acknowledges_then_purges(store: Store, fake: FakeC
     result = SyncEngine(store, client, purge=lambda: purged.append(True)).run()
     assert result.outcome is RunOutcome.REVOKED and purged == [True]
     assert fake.paths[-1] == "/v1/instructions/ack"
+
+
+def test_a_push_lets_the_garbage_collector_wait_and_puts_its_setting_back(
+        loaded: Store, fake: FakeController) -> None:
+    """The collector walked the push's live items over a thousand times in a large push;
+    the engine raises its first threshold while pushing, and restores it."""
+    import gc
+
+    from sync.engine import Stage
+
+    before = gc.get_threshold()
+    during: list[int] = []
+    http = httpx.Client(base_url=BASE, transport=httpx.MockTransport(fake))
+    client = ControllerClient(TransportSettings(BASE), "token", RetryPolicy(sleep=lambda s: None), http=http)
+    engine = SyncEngine(loaded, client, progress=lambda stage, done, total: (
+        during.append(gc.get_threshold()[0]) if stage is Stage.PUSHING else None))
+    assert engine.run().outcome is RunOutcome.OK
+    assert during and min(during) >= 20_000 > before[0]
+    assert gc.get_threshold() == before
