@@ -34,7 +34,7 @@ from keyworker_app.records import RECORD_TYPE_BY_NAME
 from keyworker_app.store.database import Connection
 from keyworker_app.store.store import Store
 
-from .projection import HeldItem, PlannedItem, SourcePlan
+from .projection import HeldItem, PlannedItem, SourcePlan, json_values
 from .wire import ItemAnswer, ItemStatus
 
 
@@ -184,7 +184,7 @@ class Ledger:
             def flush() -> None:
                 if unheld:
                     conn.execute(f"DELETE FROM sync_item WHERE idempotency_key IN {_JSON_LIST}"
-                                 " AND status IN ('pending', 'held_back')", (json.dumps(unheld),))
+                                 " AND status IN ('pending', 'held_back')", (json_values(unheld),))
                     unheld.clear()
                 if held_rows:
                     conn.executemany(_HOLD_SQL, held_rows)
@@ -238,7 +238,7 @@ class Ledger:
             return {}
         found = {r[0]: r[1] for r in conn.execute(
             f"SELECT idempotency_key, status FROM sync_item WHERE idempotency_key IN {_JSON_LIST}",
-            (json.dumps([i.key for i in items]),)).fetchall()}
+            (json_values([i.key for i in items]),)).fetchall()}
         # The sent log is indexed by what the key is made of (migration 0009).
         found.update((r[0], r[1]) for r in conn.execute(
             "SELECT s.idempotency_key, s.controller_status FROM json_each(?) AS j"
@@ -246,7 +246,7 @@ class Ledger:
             " AND s.recipient = json_extract(j.value, '$[1]')"
             " AND s.record_id = json_extract(j.value, '$[2]')"
             " AND s.version = json_extract(j.value, '$[3]')",
-            (json.dumps([(i.participant_id, i.recipient, i.record_id, i.version) for i in items]),)
+            (json_values([(i.participant_id, i.recipient, i.record_id, i.version) for i in items]),)
         ).fetchall())
         return found
 
@@ -349,7 +349,7 @@ class Ledger:
             return found
         for record_id, recipient, version in conn.execute(
             "SELECT record_id, recipient, version FROM quarantine WHERE resolved_at IS NULL"
-            f" AND record_id IN {_JSON_LIST}", (json.dumps(sorted(record_ids)),)).fetchall():
+            f" AND record_id IN {_JSON_LIST}", (json_values(sorted(record_ids)),)).fetchall():
             found.setdefault((record_id, recipient), set()).add(int(version))
         return found
 
@@ -389,7 +389,7 @@ class Ledger:
                     if kind == "outbox" and refused == (state == "quarantined")]
             if seqs:
                 conn.execute(f"UPDATE outbox SET state = ? WHERE seq IN {_JSON_LIST} AND state = 'pending'",
-                             (state, json.dumps(seqs)))
+                             (state, json_values(seqs)))
         one_offs = [(seq,) for (kind, seq), _ in sources if kind == "one_off"]
         if one_offs:
             conn.executemany("UPDATE one_off_share SET state = 'done' WHERE seq = ?", one_offs)

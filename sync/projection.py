@@ -52,6 +52,13 @@ CONSENT_HOLDS = frozenset({HoldReason.CONSENT_MISSING, HoldReason.CONSENT_REFUSE
 PARTICIPANT_HOLDS = frozenset({HoldReason.RESTRICTED, HoldReason.OBJECTED})
 
 
+def json_values(values: Sequence[Any]) -> str:
+    """A list of ids, numbers or tuples of them as a JSON text parameter (``json_each(?)``):
+    by orjson, an order of magnitude quicker than the standard encoder on the tens of
+    thousands of keys a sync looks up at a time."""
+    return orjson.dumps(values).decode("utf-8")
+
+
 def idempotency_key(record_id: str, version: int, recipient: str) -> str:
     """``<record_id>:<version>:<recipient>``: what the controller applies exactly once."""
     return f"{record_id}:{version}:{recipient}"
@@ -403,7 +410,7 @@ class Projector:
         codec = codec_for(kind)  # type: ignore[arg-type]  # (as in store.py)
         rows = self.store.db.query(
             f"SELECT {', '.join(codec.columns)} FROM {kind.record_type}"
-            f" WHERE {column} IN (SELECT value FROM json_each(?)){order}", (json.dumps(list(values)),))
+            f" WHERE {column} IN (SELECT value FROM json_each(?)){order}", (json_values(list(values)),))
         return [codec.from_row(tuple(r)) for r in rows]
 
     def _view(self, kind: type[Record]) -> _RowView:
@@ -418,7 +425,7 @@ class Projector:
             return []
         return [tuple(r) for r in self.store.db.query(
             f"SELECT {', '.join(view.columns)} FROM {view.kind.record_type}"
-            " WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),))]
+            " WHERE id IN (SELECT value FROM json_each(?))", (json_values(list(ids)),))]
 
     def _plans_for(self, participant: Participant, kind: type[Record]) -> list[tuple[SharingProfile, _FieldPlan | None]]:
         key = (participant.programme, participant.strand, kind.record_type)
