@@ -5,6 +5,7 @@ Shared by the shell tests (``test_shell_*``) and the record tests (``test_record
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any, Iterator
 
@@ -18,6 +19,15 @@ from keyworker_app.records import Participant  # noqa: E402
 from keyworker_app.store.store import Store  # noqa: E402
 from shell_support import PROGRAMME, MakeParticipant, participant  # noqa: E402
 from support import PASSPHRASE, fast_kdf  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def unfrozen_afterwards() -> Iterator[None]:
+    """A window freezes what it has built out of garbage collections (ui.window); after
+    each test everything is unfrozen again, so one test's windows can be freed and the
+    next test starts as the app does."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture
