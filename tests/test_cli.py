@@ -79,16 +79,38 @@ def test_passphrase_file_and_no_source(data: Path, tmp_path: Path) -> None:
 def test_check_passes_then_a_flipped_byte_fails_naming_the_page(data: Path) -> None:
     r = kw(data, "check")
     assert r.returncode == 0 and "Profile check passed" in r.stdout
+    # A page that opening the profile does not read (the schema is read at once, and
+    # damage there stops the open: the next test): the participant table's first page.
+    from keyworker_app.paths import app_paths
+    from keyworker_app.profile import Profile
+
+    store = Profile.at(app_paths(data)).unlock(PASSPHRASE)
+    try:
+        root = int(store.db.scalar("SELECT rootpage FROM sqlite_master WHERE name = 'participant'"))
+    finally:
+        store.close()
     db = data / "keyworker.db"
     raw = bytearray(db.read_bytes())
     page = 4096
-    assert len(raw) >= 3 * page
-    offset = (len(raw) // page - 1) * page + 1000   # inside the last page, away from page 1
-    raw[offset] ^= 0x01
+    assert len(raw) >= root * page and root > 1
+    raw[(root - 1) * page + 1000] ^= 0x01
     db.write_bytes(bytes(raw))
     r = kw(data, "check")
     assert r.returncode == 11, r.stderr
     assert "problem" in r.stderr and "page" in r.stderr.lower()
+    no_traceback(r)
+
+
+def test_a_flipped_byte_in_the_schema_is_refused_as_damage_at_open(data: Path) -> None:
+    """The schema is read as the profile opens, so damage there stops the open itself:
+    the same plain "damaged" message and exit code 7, and the file is left as it is."""
+    db = data / "keyworker.db"
+    raw = bytearray(db.read_bytes())
+    raw[1000] ^= 0x01   # page 1: the start of the schema
+    db.write_bytes(bytes(raw))
+    r = kw(data, "check")
+    assert r.returncode == 7 and "damaged" in r.stderr and "Do not delete anything" in r.stderr
+    assert db.read_bytes() == bytes(raw)
     no_traceback(r)
 
 
