@@ -1,6 +1,6 @@
 """Sync throughput: the full client against a bare httpx loop, side by side in one run.
 
-    python bench/sync.py [--records 50000] [--db sqlite|postgresql://...]
+    python bench/sync.py [--records 50000] [--db sqlite|postgresql://...] [--rounds 3]
 
 1. A laptop profile (real SQLCipher store) gets a synthetic caseload with about
    ``--records`` outbox rows (synthetic people only).
@@ -14,6 +14,10 @@
 4. A bare loop posts exactly those bodies to B with one ``httpx.Client`` and decodes the
    answers: the floor set by the controller and the network.
 5. A second sync with nothing to send is timed (health, empty push, referrals, instructions).
+6. Steps 2-5 run ``--rounds`` times, each against two fresh controllers, the laptop's
+   outbox set back to pending and its sync tables emptied in between. A shared machine
+   moves one round's figures by 10-20%, so the medians are reported, and each round's
+   ratio beside them.
 
 Prints records/s for both, the ratio (``client_over_bare`` is records/s against records/s;
 ``client_time_over_bare`` is elapsed time against elapsed time, the ≤ 1.5 target), the
@@ -28,6 +32,7 @@ import argparse
 import json
 import os
 import queue
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,9 +112,9 @@ class ControllerProcess:
         self._log.close()
 
 
-def _db_urls(backend: str, folder: Path) -> tuple[str, str]:
+def _db_urls(backend: str, folder: Path, round_: int) -> tuple[str, str]:
     if backend == "sqlite":
-        return f"sqlite:///{folder / 'a.sqlite3'}", f"sqlite:///{folder / 'b.sqlite3'}"
+        return f"sqlite:///{folder / f'a{round_}.sqlite3'}", f"sqlite:///{folder / f'b{round_}.sqlite3'}"
     import uuid
     from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -126,10 +131,92 @@ def _db_urls(backend: str, folder: Path) -> tuple[str, str]:
     return urls[0], urls[1]
 
 
+def _reset_laptop(store: Any) -> None:
+    """Every outbox row pending again and the sync's own tables empty: the laptop as it was
+    before its first push (for the next round, against fresh controllers)."""
+    with store.db.transaction() as conn:
+        conn.execute("UPDATE outbox SET state = 'pending'")
+        for table in ("sent_log", "sync_item", "quarantine"):
+            conn.execute(f"DELETE FROM {table}")
+
+
+def one_round(store: Any, paths: Any, folder: Path, backend: str, round_: int) -> dict[str, Any]:
+    """The full client against controller A, then the bare loop with the same bodies
+    against controller B (both fresh); then a sync with nothing to send."""
+    url_a, url_b = _db_urls(backend, folder, round_)
+    a = ControllerProcess(url_a, folder / f"a{round_}.log")
+    b = ControllerProcess(url_b, folder / f"b{round_}.log")
+    try:
+        enrol(store, paths, a.url, a.code(), device_name="bench")
+        rows = store.outbox_count("pending")
+        bodies: list[bytes] = []
+
+        def capture(request: httpx.Request) -> None:
+            if request.url.path == "/v1/push":
+                bodies.append(request.read())
+
+        client = open_client(store, paths, RetryPolicy(), event_hooks={"request": [capture]})
+        cpu_a = a.cpu_seconds()
+        started, started_cpu = time.perf_counter(), time.process_time()
+        result = SyncEngine(store, client).run()
+        client_seconds = time.perf_counter() - started
+        client_cpu = time.process_time() - started_cpu
+        cpu_a = None if cpu_a is None else (a.cpu_seconds() or 0.0) - cpu_a
+        client.close()
+        summary = result.summary()
+        items = summary["accepted"] + summary["duplicate"]
+        if result.outcome.value != "ok" or items == 0:
+            raise SystemExit(f"round {round_}: the client's sync did not finish ({result.outcome.value})")
+
+        token_b = httpx.post(f"{b.url}/v1/enrol", json={"code": b.code(), "keyworker_id": KEYWORKER,
+                                                        "device_name": "bench-bare"}).json()["token"]
+        with httpx.Client(base_url=b.url, headers={"Authorization": f"Bearer {token_b}",
+                                                    "Content-Type": "application/json",
+                                                    "Content-Encoding": "gzip"}, timeout=120) as bare:
+            cpu_b = b.cpu_seconds()
+            started = time.perf_counter()
+            for body in bodies:
+                response = bare.post("/v1/push", content=body)
+                response.raise_for_status()
+                response.json()
+            bare_seconds = time.perf_counter() - started
+            cpu_b = None if cpu_b is None else (b.cpu_seconds() or 0.0) - cpu_b
+
+        client = open_client(store, paths, RetryPolicy())
+        started = time.perf_counter()
+        SyncEngine(store, client).run()
+        empty_seconds = time.perf_counter() - started
+        client.close()
+    finally:
+        a.stop()
+        b.stop()
+    print(f"round {round_ + 1}: full client {rows} records ({items} items, {len(bodies)} batches, "
+          f"{sum(map(len, bodies)) / 1e6:.1f} MB gzip) in {client_seconds:.2f}s; the bare loop "
+          f"{bare_seconds:.2f}s; ratio {client_seconds / bare_seconds:.3f}")
+    return {
+        "records": rows,
+        "items": items,
+        "batches": len(bodies),
+        "client_records_per_s": round(rows / client_seconds, 1),
+        "bare_records_per_s": round(rows / bare_seconds, 1),
+        "client_over_bare": round(bare_seconds / client_seconds, 3),
+        "client_seconds": round(client_seconds, 3),
+        "bare_seconds": round(bare_seconds, 3),
+        "empty_sync_seconds": round(empty_seconds, 4),
+        # CPU time, which other work on the machine disturbs less than elapsed time.
+        "client_cpu_us_per_record": round(client_cpu / rows * 1e6, 1),
+        "controller_cpu_us_per_record": None if cpu_a is None else round(cpu_a / rows * 1e6, 1),
+        "bare_controller_cpu_us_per_record": None if cpu_b is None else round(cpu_b / rows * 1e6, 1),
+        "client_time_over_bare": round(client_seconds / bare_seconds, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=50_000, help="outbox rows to push (about)")
     parser.add_argument("--db", default="sqlite", help="'sqlite' or a PostgreSQL URL for the controllers")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of client-then-bare-loop, against fresh controllers; medians are reported")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="kw-bench-sync-") as tmp:
@@ -142,82 +229,33 @@ def main() -> None:
         participants = max(1, args.records // ROWS_PER_PARTICIPANT)
         started = time.perf_counter()
         save_caseload(store, generate_caseload(participants, seed=1, keyworker_id=KEYWORKER))
-        rows = store.outbox_count("pending")
-        print(f"caseload: {participants} participants, {rows} outbox rows "
+        print(f"caseload: {participants} participants, {store.outbox_count('pending')} outbox rows "
               f"(saved in {time.perf_counter() - started:.1f}s)")
-
-        url_a, url_b = _db_urls(args.db, folder)
-        a = ControllerProcess(url_a, folder / "a.log")
-        b = ControllerProcess(url_b, folder / "b.log")
+        rounds: list[dict[str, Any]] = []
         try:
-            enrol(store, paths, a.url, a.code(), device_name="bench")
-            bodies: list[bytes] = []
-
-            def capture(request: httpx.Request) -> None:
-                if request.url.path == "/v1/push":
-                    bodies.append(request.read())
-
-            client = open_client(store, paths, RetryPolicy(), event_hooks={"request": [capture]})
-            cpu_a = a.cpu_seconds()
-            started, started_cpu = time.perf_counter(), time.process_time()
-            result = SyncEngine(store, client).run()
-            client_seconds = time.perf_counter() - started
-            client_cpu = time.process_time() - started_cpu
-            cpu_a = None if cpu_a is None else (a.cpu_seconds() or 0.0) - cpu_a
-            client.close()
-            summary = result.summary()
-            items = summary["accepted"] + summary["duplicate"]
-            print(f"full client: {rows} records ({items} items, {len(bodies)} batches, "
-                  f"{sum(map(len, bodies)) / 1e6:.1f} MB gzip) in {client_seconds:.2f}s, outcome {result.outcome}")
-
-            token_b = httpx.post(f"{b.url}/v1/enrol", json={"code": b.code(), "keyworker_id": KEYWORKER,
-                                                            "device_name": "bench-bare"}).json()["token"]
-            with httpx.Client(base_url=b.url, headers={"Authorization": f"Bearer {token_b}",
-                                                        "Content-Type": "application/json",
-                                                        "Content-Encoding": "gzip"}, timeout=120) as bare:
-                cpu_b = b.cpu_seconds()
-                started = time.perf_counter()
-                for body in bodies:
-                    response = bare.post("/v1/push", content=body)
-                    response.raise_for_status()
-                    response.json()
-                bare_seconds = time.perf_counter() - started
-                cpu_b = None if cpu_b is None else (b.cpu_seconds() or 0.0) - cpu_b
-            print(f"bare httpx loop: the same {len(bodies)} bodies in {bare_seconds:.2f}s")
-
-            client = open_client(store, paths, RetryPolicy())
-            started = time.perf_counter()
-            SyncEngine(store, client).run()
-            empty_seconds = time.perf_counter() - started
-            client.close()
+            for round_ in range(max(1, args.rounds)):
+                if round_:
+                    _reset_laptop(store)
+                rounds.append(one_round(store, paths, folder, args.db, round_))
         finally:
             store.close()
-            a.stop()
-            b.stop()
 
+    # The median round by the ratio (the target), and each figure's median over the rounds.
+    middle = sorted(rounds, key=lambda r: r["client_time_over_bare"])[len(rounds) // 2]
     figures: dict[str, Any] = {
-        "records": rows,
-        "items": items,
-        "batches": len(bodies),
-        "controller_db": "sqlite" if args.db == "sqlite" else "postgresql",
-        "client_records_per_s": round(rows / client_seconds, 1),
-        "bare_records_per_s": round(rows / bare_seconds, 1),
-        "client_over_bare": round((rows / client_seconds) / (rows / bare_seconds), 3),
-        "client_seconds": round(client_seconds, 3),
-        "bare_seconds": round(bare_seconds, 3),
-        "empty_sync_seconds": round(empty_seconds, 4),
-        # CPU time, which other work on the machine disturbs less than elapsed time.
-        "client_cpu_us_per_record": round(client_cpu / rows * 1e6, 1),
-        "controller_cpu_us_per_record": None if cpu_a is None else round(cpu_a / rows * 1e6, 1),
-        "bare_controller_cpu_us_per_record": None if cpu_b is None else round(cpu_b / rows * 1e6, 1),
-        "client_time_over_bare": round(client_seconds / bare_seconds, 3),
-    }
-    print(f"records/s: client {figures['client_records_per_s']}, bare {figures['bare_records_per_s']}, "
-          f"ratio {figures['client_over_bare']}")
-    print(f"client time / bare loop time: {figures['client_time_over_bare']}")
-    print(f"CPU per record: client process {figures['client_cpu_us_per_record']} us, its controller "
-          f"{figures['controller_cpu_us_per_record']} us; the bare loop's controller "
-          f"{figures['bare_controller_cpu_us_per_record']} us")
+        key: (round(statistics.median(r[key] for r in rounds), 4) if isinstance(middle[key], float) else middle[key])
+        for key in middle if middle[key] is not None}
+    figures["controller_db"] = "sqlite" if args.db == "sqlite" else "postgresql"
+    figures["rounds"] = len(rounds)
+    figures["client_time_over_bare_each_round"] = [r["client_time_over_bare"] for r in rounds]
+    figures["client_records_per_s_each_round"] = [r["client_records_per_s"] for r in rounds]
+    print(f"medians over {len(rounds)} rounds:")
+    print(f"records/s: client {figures['client_records_per_s']}, bare {figures['bare_records_per_s']}")
+    print(f"client time / bare loop time: {figures['client_time_over_bare']} "
+          f"(each round: {figures['client_time_over_bare_each_round']})")
+    print(f"CPU per record: client process {figures.get('client_cpu_us_per_record')} us, its controller "
+          f"{figures.get('controller_cpu_us_per_record')} us; the bare loop's controller "
+          f"{figures.get('bare_controller_cpu_us_per_record')} us")
     print(f"sync with nothing to send: {figures['empty_sync_seconds'] * 1000:.1f} ms")
     print(json.dumps(figures, sort_keys=True))
 
