@@ -177,7 +177,8 @@ class Ledger:
             known = self._statuses(conn, [h for p in plans for h in p.held]
                                    + [i for p in plans for i in p.items])
             to_send: list[PlannedItem] = []
-            held_rows: list[tuple[Any, ...]] = []
+            held_rows: dict[str, tuple[Any, ...]] = {}   # by key: a later plan may send it after all
+            held_here: set[str] = set()                  # held back by these plans (written or not)
             unheld: list[str] = []
             closing: list[tuple[tuple[str, int], bool]] = []
 
@@ -187,7 +188,7 @@ class Ledger:
                                  " AND status IN ('pending', 'held_back')", (json_values(unheld),))
                     unheld.clear()
                 if held_rows:
-                    conn.executemany(_HOLD_SQL, held_rows)
+                    conn.executemany(_HOLD_SQL, list(held_rows.values()))
                     held_rows.clear()
 
             for plan in plans:
@@ -198,9 +199,10 @@ class Ledger:
                     if held.key in skip or known.get(held.key) in _FINAL:
                         refused |= known.get(held.key) == "rejected"
                         continue
-                    held_rows.append((held.key, plan.outbox_seq, plan.one_off_seq, held.record_type,
-                                      held.record_id, held.version, held.participant_id, held.recipient,
-                                      held.reason.value, now))
+                    held_rows[held.key] = (held.key, plan.outbox_seq, plan.one_off_seq, held.record_type,
+                                           held.record_id, held.version, held.participant_id,
+                                           held.recipient, held.reason.value, now)
+                    held_here.add(held.key)
                 for item in plan.items:
                     if item.key in skip:
                         continue
@@ -208,7 +210,10 @@ class Ledger:
                     if status in _FINAL:
                         refused |= status == "rejected"
                         continue
-                    if status is not None:
+                    if status is not None or item.key in held_here:
+                        # Held back before (in an earlier run, or by an earlier plan here, when
+                        # a consent row between them changed the answer): going now.
+                        held_rows.pop(item.key, None)
                         unheld.append(item.key)
                     skip.add(item.key)
                     to_send.append(item)

@@ -174,3 +174,32 @@ def test_delivered_items_are_found_through_the_sent_log_index(store: Store, plan
     (lookup,) = [s for s in statements if "FROM json_each" in s and "sent_log" in s]
     explained = " ".join(str(r) for r in store.db.query("EXPLAIN QUERY PLAN " + lookup))
     assert "SEARCH s USING INDEX sent_log_item" in explained and "SCAN s" not in explained
+
+
+def test_an_item_held_by_one_row_and_sent_by_a_later_row_of_the_chunk_is_not_left_held(
+    store: Store, plans: list[SourcePlan]
+) -> None:
+    """Two rows for the same record version in one chunk can be decided differently (a
+    consent row between them changes the answer): the later decides, as it would have
+    row by row, and nothing delivered is left counted as held back."""
+    from sync.projection import HeldItem
+    from keyworker_app.sharing import HoldReason
+
+    plan = a_plan_with_items(plans, at_least=1)
+    item = plan.items[0]
+    assert plan.outbox_seq is not None
+    held = HeldItem(item.key, item.record_type, item.record_id, item.version, item.participant_id,
+                    item.recipient, HoldReason.CONSENT_MISSING, plan.outbox_seq)
+    earlier = SourcePlan(plan.outbox_seq, None, (), (held,))
+    item = item._replace(outbox_seq=plan.outbox_seq + 100_000)
+    later = SourcePlan(item.outbox_seq, None, (item,))
+    with store.db.transaction() as conn:
+        conn.execute("INSERT INTO outbox (seq, record_type, record_id, version, participant_id, op,"
+                     " created_at) SELECT ?, record_type, record_id, version, participant_id, op,"
+                     " created_at FROM outbox WHERE seq = ?", (later.outbox_seq, plan.outbox_seq))
+    ledger = Ledger(store)
+    assert ledger.prepare([earlier, later]) == [item]
+    assert ledger.held_back()[HoldReason.CONSENT_MISSING.value] == 0
+    ledger.apply_answers([item], answers([item]))
+    assert ledger.status_of(item.key) is None
+    assert row_state(store, plan.outbox_seq) == "done" and row_state(store, later.outbox_seq) == "done"
