@@ -592,7 +592,9 @@ class _Matched:
 
 
 def _matches(pattern: re.Pattern[str], value: str, seen: set[str]) -> bool:
-    """``pattern.fullmatch(value)``, remembering a match in ``seen``."""
+    """``pattern.fullmatch(value)``, answered from ``seen`` (the matches so far) when it can."""
+    if value in seen:
+        return True
     if pattern.fullmatch(value):
         seen.add(value)
         return True
@@ -617,18 +619,18 @@ def _plain_item(raw: Any, matched: _Matched | None = None) -> service.PushItem |
     if (
         type(key) is not str or len(key) > 300
         or type(record_type) is not str
-        or not (record_type in types or _matches(_RECORD_TYPE, record_type, types))
+        or not _matches(_RECORD_TYPE, record_type, types)
         or type(record_id) is not str
-        or not (record_id in ids or _matches(_ITEM_ID, record_id, ids))
+        or not _matches(_ITEM_ID, record_id, ids)
         or type(version) is not int or not 1 <= version <= 2**62
         or type(recipient) is not str
-        or not (recipient in ids or _matches(_ITEM_ID, recipient, ids))
+        or not _matches(_ITEM_ID, recipient, ids)
         or type(participant_id) is not str
-        or not (participant_id in ids or _matches(_ITEM_ID, participant_id, ids))
+        or not _matches(_ITEM_ID, participant_id, ids)
         or type(programme) is not str
-        or not (programme in ids or _matches(_ITEM_ID, programme, ids))
+        or not _matches(_ITEM_ID, programme, ids)
         or type(strand) is not str
-        or not (strand == "" or strand in ids or _matches(_ITEM_ID, strand, ids))
+        or not (strand == "" or _matches(_ITEM_ID, strand, ids))
         or type(op) is not str or op not in _OPS
     ):
         return None

@@ -358,8 +358,8 @@ class SyncEngine:
         after = 0
         # Small chunks first, so that the controller has work soon; then larger ones, since
         # a transaction's cost is mostly the pages it touches (each encrypted once at
-        # commit) and the ledger's indexes on idempotency keys and record ids are touched
-        # all over: fewer, larger transactions touch each page fewer times in all.
+        # commit) and the ledger's indexes are touched all over: fewer, larger
+        # transactions touch each page fewer times in all.
         chunk = max(1, self.config.outbox_chunk)
         while True:
             rows = self.store.outbox_pending(limit=chunk, after_seq=after)

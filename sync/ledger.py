@@ -73,6 +73,13 @@ _REFUSED_SQL = (
     " attempts = sync_item.attempts + 1, updated_at = excluded.updated_at"
 )
 
+_SENT_LOG_SQL = (
+    "INSERT INTO sent_log (idempotency_key, participant_id, recipient, record_type, record_id,"
+    " version, op, programme, strand, fields, article_6, article_9, one_off_reason, sent_at,"
+    " controller_status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(participant_id, recipient, record_id, version) DO NOTHING"   # the item's key
+)
+
 #: Answers after which an item is never sent again.
 _FINAL = frozenset({"accepted", "duplicate", "rejected", "conflict"})
 
@@ -91,13 +98,6 @@ class _Open:
 
     items: int
     refused: bool = False
-
-_SENT_LOG_SQL = (
-    "INSERT INTO sent_log (idempotency_key, participant_id, recipient, record_type, record_id,"
-    " version, op, programme, strand, fields, article_6, article_9, one_off_reason, sent_at,"
-    " controller_status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT(participant_id, recipient, record_id, version) DO NOTHING"   # the item's key
-)
 
 
 @dataclass(frozen=True)

@@ -86,15 +86,10 @@ def leave_out_of_collections() -> None:
     took about 30 ms on the GUI thread whenever it fell due, in the middle of a search say:
     with the rest of a keystroke's work, a stall over 50 ms. Frozen objects are never
     walked again, nor freed if they become garbage: a lock, which throws the record
-    screen away, first unfreezes everything (:func:`let_collections_free_them`), and the
+    screen away, first unfreezes everything (``gc.unfreeze``), and the
     next record screen is built only after a full collection has freed the old one.
     """
     gc.freeze()
-
-
-def let_collections_free_them() -> None:
-    """Undo :func:`leave_out_of_collections`: before screens are thrown away (a lock)."""
-    gc.unfreeze()
 
 
 @dataclass(frozen=True)
@@ -822,7 +817,7 @@ class MainWindow(QMainWindow):
         if view is not None:  # it showed a record: thrown away; a fresh empty one is built
             self.record_area.removeWidget(view)
             view.deleteLater()
-            let_collections_free_them()
+            gc.unfreeze()   # so that it can be freed (see leave_out_of_collections)
             self._collect_before_prebuild = True
         self.record_view = None
         self._prebuild_record_view()
