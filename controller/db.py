@@ -18,13 +18,14 @@ import re
 import sqlite3
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 from urllib.parse import unquote, urlsplit
 
+import orjson
 import platformdirs
 
 Row = dict[str, Any]
@@ -87,6 +88,52 @@ class Tx(Protocol):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
 
     def any_of(self, values: Sequence[Any]) -> tuple[str, Any]: ...
+
+    def insert_many(self, insert: BulkInsert, rows: Sequence[Sequence[Any]]) -> int: ...
+
+
+@dataclass(frozen=True)
+class BulkInsert:
+    """An INSERT of many rows into ``table`` at once, written once for both backends.
+
+    ``tail`` follows the rows (e.g. ``ON CONFLICT (...) DO NOTHING``); ``types`` gives the
+    SQL type of each column that is not TEXT. Rows hold str, int or None. SQLite runs one
+    ``INSERT ... VALUES (?, ...)`` per row (:meth:`Tx.executemany`); PostgreSQL runs one
+    statement for them all (see :meth:`_PostgresTx.insert_many`), which changes the same
+    rows in the same order.
+    """
+
+    table: str
+    columns: tuple[str, ...]
+    tail: str = ""
+    types: dict[str, str] = field(default_factory=dict)
+
+    def values_sql(self) -> str:
+        """One row: ``INSERT INTO table (columns) VALUES (?, ...) tail``."""
+        marks = ", ".join("?" * len(self.columns))
+        return f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES ({marks}) {self.tail}".rstrip()
+
+    def columns_sql(self) -> str:
+        """Every row at once, from one JSON array parameter per column (PostgreSQL)."""
+        names = [f"c{i}" for i in range(len(self.columns))]
+        picked = ", ".join(
+            f"{name}::{self.types[column]}" if column in self.types else name
+            for name, column in zip(names, self.columns, strict=True)
+        )
+        arrays = ", ".join("json_array_elements_text(?::json)" for _ in self.columns)
+        return (
+            f"INSERT INTO {self.table} ({', '.join(self.columns)})"
+            f" SELECT {picked} FROM ROWS FROM ({arrays}) AS r ({', '.join(names)}) {self.tail}"
+        ).rstrip()
+
+
+def json_text(values: Sequence[Any]) -> str:
+    """``values`` (str, int or None) as one JSON array: orjson, or the standard encoder for
+    what orjson refuses (an integer beyond 64 bits, a lone surrogate)."""
+    try:
+        return orjson.dumps(values).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(list(values))
 
 
 @dataclass(frozen=True)
@@ -158,18 +205,23 @@ class _BaseTx:
     def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         raise NotImplementedError
 
+    def insert_many(self, insert: BulkInsert, rows: Sequence[Sequence[Any]]) -> int:
+        """Insert ``rows`` in order as ``insert`` says; returns the rows changed in all."""
+        return self.executemany(insert.values_sql(), rows)
+
     def any_of(self, values: Sequence[Any]) -> tuple[str, Any]:
         """``column IN`` + the text and the one parameter for "one of ``values``".
 
         One statement text whatever the number of values, so each backend prepares it
-        once: ``IN (SELECT value FROM json_each(?))`` on SQLite, ``= ANY(?)`` on PostgreSQL.
+        once, and one JSON text parameter: ``IN (SELECT value FROM json_each(?))`` on
+        SQLite, ``IN (SELECT json_array_elements_text(?::json))`` on PostgreSQL.
         """
         raise NotImplementedError
 
 
 class _SqliteTx(_BaseTx):
     def any_of(self, values: Sequence[Any]) -> tuple[str, Any]:
-        return " IN (SELECT value FROM json_each(?))", json.dumps(list(values))
+        return " IN (SELECT value FROM json_each(?))", json_text(values)
 
     def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         try:
@@ -201,8 +253,26 @@ class _SqliteTx(_BaseTx):
 
 
 class _PostgresTx(_BaseTx):
+    # Lists go to the server as one JSON text each (written by orjson, unpacked by the
+    # server): psycopg adapts a Python list parameter element by element, several µs
+    # each, more than the rest of a push item's work in this process.
+
     def any_of(self, values: Sequence[Any]) -> tuple[str, Any]:
-        return " = ANY(?)", list(values)
+        return " IN (SELECT json_array_elements_text(?::json))", json_text(values)
+
+    def insert_many(self, insert: BulkInsert, rows: Sequence[Sequence[Any]]) -> int:
+        """One ``INSERT ... SELECT`` of all ``rows``, each column sent as one JSON array
+        and unpacked side by side (``ROWS FROM``), in the order given: about a tenth of
+        psycopg's ``executemany`` in this process and two thirds in the server's.
+
+        As in one statement, ``ON CONFLICT DO UPDATE`` must not meet the same target
+        twice among ``rows`` (PostgreSQL refuses it).
+        """
+        if not rows:
+            return 0
+        return self.execute(
+            insert.columns_sql(), [json_text(column) for column in zip(*rows, strict=True)]
+        )
 
     def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         adapted = sql.replace("%", "%%").replace("?", "%s")

@@ -24,7 +24,7 @@ import orjson
 from keyworker_app import records
 
 from . import profiles
-from .db import Database, Tx, later_text, now_text
+from .db import BulkInsert, Database, Tx, later_text, now_text
 
 #: Fields a consent withdrawal notice may carry, whatever the recipient's profile says:
 #: the notice must reach every recipient that had data under the consent (DESIGN §5).
@@ -260,7 +260,12 @@ class ItemStatus(StrEnum):
     CONFLICT = "conflict"
 
 
-@dataclass(frozen=True)
+# PushItem and ItemResult are made once per pushed item, so each writes its fields
+# straight into its __dict__: the __init__ a frozen dataclass generates sets them one
+# object.__setattr__ at a time, about three times the cost. Everything else (equality,
+# repr, hash, refusing assignment) is the dataclass's own.
+
+@dataclass(frozen=True, init=False)
 class PushItem:
     """One item of a push batch, already shape-checked by the API layer."""
 
@@ -275,8 +280,19 @@ class PushItem:
     op: str
     fields: Mapping[str, Any]
 
+    def __init__(
+        self, idempotency_key: str, record_type: str, record_id: str, version: int,
+        recipient: str, participant_id: str, programme: str, strand: str, op: str,
+        fields: Mapping[str, Any],
+    ) -> None:
+        self.__dict__.update(
+            idempotency_key=idempotency_key, record_type=record_type, record_id=record_id,
+            version=version, recipient=recipient, participant_id=participant_id,
+            programme=programme, strand=strand, op=op, fields=fields,
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class ItemResult:
     """The controller's answer for one item; ``reason`` never holds a personal value."""
 
@@ -284,6 +300,14 @@ class ItemResult:
     status: ItemStatus
     code: str | None = None
     reason: str | None = None
+
+    def __init__(
+        self, idempotency_key: str | None, status: ItemStatus, code: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.__dict__.update(
+            idempotency_key=idempotency_key, status=status, code=code, reason=reason
+        )
 
 
 def idempotency_key(record_id: str, version: int, recipient: str) -> str:
@@ -305,7 +329,8 @@ def check_item(item: PushItem) -> ItemResult | None:
     once per profile set (:func:`_rule`); the rest is checked on each item, in the order
     below, so the first rule broken is the one answered.
     """
-    if item.idempotency_key != idempotency_key(item.record_id, item.version, item.recipient):
+    # idempotency_key(), written out: this runs once per pushed item.
+    if item.idempotency_key != f"{item.record_id}:{item.version}:{item.recipient}":
         return _rejected(
             item,
             "idempotency_key_mismatch",
@@ -480,60 +505,73 @@ def apply_items(
     delivery and answers each item from what it finds.
     """
     results: list[ItemResult | None] = []
-    to_store: list[tuple[int, PushItem]] = []
-    for index, item in enumerate(items):
+    to_store: list[PushItem] = []
+    places: list[int] = []       # where each of to_store is answered in results
+    for item in items:
         if isinstance(item, ItemResult):
             results.append(item)
             continue
         refused = check_item(item)
-        results.append(refused)
         if refused is None:
-            to_store.append((index, item))
+            places.append(len(results))
+            to_store.append(item)
+        results.append(refused)
     if to_store:
         try:
             with db.transaction() as tx:
-                stored = _store_batch(tx, device, batch_id, [item for _, item in to_store])
+                stored = _store_batch(tx, device, batch_id, to_store)
         except _Raced:
             with db.transaction() as tx:
-                stored = [_store_item(tx, device, batch_id, item) for _, item in to_store]
-        for (index, _), result in zip(to_store, stored, strict=True):
+                stored = [_store_item(tx, device, batch_id, item) for item in to_store]
+        for index, result in zip(places, stored, strict=True):
             results[index] = result
     return [r for r in results if r is not None]
 
 
-_RECEIVED_SQL = (
-    "INSERT INTO received_items (idempotency_key, recipient, record_type, record_id,"
-    " version, op, participant_id, programme, strand, payload, batch_id, device_id,"
-    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (idempotency_key) DO NOTHING"
+_RECEIVED = BulkInsert(
+    "received_items",
+    ("idempotency_key", "recipient", "record_type", "record_id", "version", "op",
+     "participant_id", "programme", "strand", "payload", "batch_id", "device_id", "received_at"),
+    "ON CONFLICT (idempotency_key) DO NOTHING",
+    {"version": "bigint"},
 )
-_HEAD_SQL = (
-    "INSERT INTO record_heads (record_id, recipient, version) VALUES (?, ?, ?)"
-    " ON CONFLICT (record_id, recipient) DO UPDATE SET version = excluded.version"
-    " WHERE record_heads.version < excluded.version"
+_HEADS = BulkInsert(
+    "record_heads",
+    ("record_id", "recipient", "version"),
+    "ON CONFLICT (record_id, recipient) DO UPDATE SET version = excluded.version"
+    " WHERE record_heads.version < excluded.version",
+    {"version": "bigint"},
 )
-_WITHDRAWAL_SQL = (
-    "INSERT INTO withdrawals (idempotency_key, recipient, participant_id,"
-    " consent_id, withdrawn_on, device_id, received_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+_WITHDRAWALS = BulkInsert(
+    "withdrawals",
+    ("idempotency_key", "recipient", "participant_id", "consent_id", "withdrawn_on",
+     "device_id", "received_at"),
 )
+_RECEIVED_SQL = _RECEIVED.values_sql()
+_HEAD_SQL = _HEADS.values_sql()
 _DUPLICATE = ("duplicate", "already received")
 
 
 def _store_batch(tx: Tx, device: Device, batch_id: str, items: Sequence[PushItem]) -> list[ItemResult]:
     """Store checked items in order, as :func:`_store_item` would one by one; raises
     :class:`_Raced` when a write finds the database other than it was read."""
-    in_keys, keys = tx.any_of(sorted({item.idempotency_key for item in items}))
-    held_keys = {
-        row["idempotency_key"] for row in tx.query(
-            "SELECT idempotency_key FROM received_items WHERE idempotency_key" + in_keys, (keys,))
-    }
+    # Heads first, then keys. On PostgreSQL each read sees what was committed when it
+    # began, and another delivery commits its keys and heads together: read in this order,
+    # a key already stored is always seen as held (duplicate), never as "not held, but its
+    # head is there" (which would answer a repeat delivery "conflict").
     in_ids, ids = tx.any_of(sorted({item.record_id for item in items}))
     heads: dict[tuple[str, str], int] = {
         (row["record_id"], row["recipient"]): int(row["version"]) for row in tx.query(
             "SELECT record_id, recipient, version FROM record_heads WHERE record_id" + in_ids, (ids,))
     }
+    in_keys, keys = tx.any_of(sorted({item.idempotency_key for item in items}))
+    held_keys = {
+        row["idempotency_key"] for row in tx.query(
+            "SELECT idempotency_key FROM received_items WHERE idempotency_key" + in_keys, (keys,))
+    }
     now = now_text()
+    device_id = device.id
+    accepted = ItemStatus.ACCEPTED
     results: list[ItemResult] = []
     received: list[tuple[Any, ...]] = []
     moved: list[tuple[str, str, int]] = []
@@ -543,40 +581,48 @@ def _store_batch(tx: Tx, device: Device, batch_id: str, items: Sequence[PushItem
         if key in held_keys:
             results.append(ItemResult(key, ItemStatus.DUPLICATE, *_DUPLICATE))
             continue
-        target = (item.record_id, item.recipient)
+        record_id, recipient, version = item.record_id, item.recipient, item.version
+        target = (record_id, recipient)
         head = heads.get(target)
-        if head is not None and head >= item.version:
+        if head is not None and head >= version:
             results.append(ItemResult(
                 key, ItemStatus.CONFLICT, "older_version",
-                f"version {item.version} is older than version {head} already held "
+                f"version {version} is older than version {head} already held "
                 "for this record and recipient",
             ))
             continue
         held_keys.add(key)
-        heads[target] = item.version
+        heads[target] = version
         received.append((
-            key, item.recipient, item.record_type, item.record_id, item.version, item.op,
+            key, recipient, item.record_type, record_id, version, item.op,
             item.participant_id, item.programme, item.strand, encode_payload(item.fields),
-            batch_id, device.id, now,
+            batch_id, device_id, now,
         ))
-        moved.append((item.record_id, item.recipient, item.version))
+        moved.append(target + (version,))
         if item.op == "withdraw":
             withdrawn_on = item.fields.get("withdrawn_on")
             withdrawals.append((
-                key, item.recipient, item.participant_id, item.record_id,
-                str(withdrawn_on) if withdrawn_on is not None else None, device.id, now,
+                key, recipient, item.participant_id, record_id,
+                str(withdrawn_on) if withdrawn_on is not None else None, device_id, now,
             ))
-        results.append(ItemResult(key, ItemStatus.ACCEPTED))
+        results.append(ItemResult(key, accepted))
     # Written in key order (the order two deliveries of overlapping items take their
     # locks in, so they queue instead of deadlocking); heads keep the order decided for
     # two versions of one record (a stable sort).
-    received.sort(key=lambda row: row[0])
+    received.sort()   # keys are unique: the order of the keys
     moved.sort(key=lambda row: (row[0], row[1]))
-    if tx.executemany(_RECEIVED_SQL, received) != len(received):
+    if tx.insert_many(_RECEIVED, received) != len(received):
         raise _Raced()
-    if tx.executemany(_HEAD_SQL, moved) != len(moved):
+    # One statement cannot move one head twice (PostgreSQL refuses an ON CONFLICT DO
+    # UPDATE that meets a row again), so a record with two versions in the batch has its
+    # head moved a row at a time, each move counted as before.
+    if len({row[:2] for row in moved}) == len(moved):
+        changed = tx.insert_many(_HEADS, moved)
+    else:
+        changed = tx.executemany(_HEAD_SQL, moved)
+    if changed != len(moved):
         raise _Raced()
-    tx.executemany(_WITHDRAWAL_SQL, withdrawals)
+    tx.insert_many(_WITHDRAWALS, withdrawals)
     return results
 
 
