@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from keyworker_app.records import Participant
+from keyworker_app.store import audit
 from keyworker_app.store.store import Store
 
 
@@ -60,3 +61,50 @@ def test_truncated_tail_is_caught(audited: Store) -> None:
 def test_audit_detail_never_holds_typed_values(audited: Store) -> None:
     text = " ".join(str(e.detail) for e in audited.audit_entries())
     assert "07700" not in text and "Audit" not in text
+
+
+def test_cutting_the_last_entry_stays_caught_after_more_are_written(audited: Store) -> None:
+    last = audited.audit_entries()[0].seq
+    raw(audited, "DELETE FROM audit_log WHERE seq = ?", last)
+    p = audited.participants.all()[0]
+    audited.save(p.replace(phone="07700 900004"))
+    # The next entry leaves a gap where the cut was, so the cut is still reported.
+    problems = audited.verify_audit()
+    assert f"audit entry {last} is missing (next entry is {last + 1})" in problems
+
+
+def test_emptying_the_log_is_caught(audited: Store) -> None:
+    raw(audited, "DELETE FROM audit_log")
+    assert any("the audit log is empty but entries were written" in p for p in audited.verify_audit())
+    audited.audit("view")
+    assert "audit entry 1 is missing (next entry is 2)" in audited.verify_audit()
+
+
+def test_another_chain_put_in_place_of_the_log_is_caught(audited: Store) -> None:
+    # A whole, self-consistent chain (entry 1 onwards, marked at its end) written over the log.
+    entries = audited.audit_entries()
+    raw(audited, "DELETE FROM audit_log")
+    prev = audit.GENESIS
+    for seq in range(1, len(entries) + 1):
+        digest = audit.entry_hash(prev, seq, "2026-01-01T00:00:00+00:00", "KW-X", "view", "", "", "", "{}")
+        raw(audited, "INSERT INTO audit_log (seq, at, actor, action, record_type, record_id, participant_id,"
+            " detail, prev_hash, hash, chain_end) VALUES (?, '2026-01-01T00:00:00+00:00', 'KW-X', 'view',"
+            " '', '', '', '{}', ?, ?, ?)", seq, prev, digest, int(seq == len(entries)))
+        prev = digest
+    assert any("the log was replaced" in p for p in audited.verify_audit())
+
+
+def test_entries_added_after_the_end_are_caught(audited: Store) -> None:
+    last = audited.audit_entries()[0]
+    digest = audit.entry_hash(last.hash, last.seq + 1, last.at, last.actor, "view", "", "", "", "{}")
+    raw(audited, "INSERT INTO audit_log (seq, at, actor, action, record_type, record_id, participant_id,"
+        " detail, prev_hash, hash) VALUES (?, ?, ?, 'view', '', '', '', '{}', ?, ?)",
+        last.seq + 1, last.at, last.actor, last.hash, digest)
+    assert any("entries were removed from the end or the log was replaced" in p for p in audited.verify_audit())
+    raw(audited, "UPDATE audit_log SET chain_end = 1 WHERE seq = ?", last.seq + 1)
+    assert any(f"audit entry {last.seq} was the last written" in p for p in audited.verify_audit())
+
+
+def test_exactly_one_entry_carries_the_end_mark(audited: Store) -> None:
+    marks = audited.db.query("SELECT seq FROM audit_log WHERE chain_end = 1")
+    assert marks == [(audited.audit_entries()[0].seq,)]

@@ -15,6 +15,15 @@ def plain_db(tmp_path: Path) -> Database:
     return Database.connect_plain(tmp_path / "plain.db")
 
 
+@pytest.fixture
+def audit_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Saves without audit entries, for tests that drive today's Store over a schema older
+    than 0010, whose audit log has no end mark (0010's own test covers the audit log)."""
+    from keyworker_app.store import audit
+
+    monkeypatch.setattr(audit, "append", lambda *args, **kwargs: 0)
+
+
 def test_migrations_are_numbered_without_gaps() -> None:
     assert [m.number for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
 
@@ -100,7 +109,7 @@ def test_pending_counts_follow_the_outbox(tmp_path: Path) -> None:
     assert counts() == truth() == {}
 
 
-def test_0006_search_still_finds_everyone_after_the_rebuild(tmp_path: Path) -> None:
+def test_0006_search_still_finds_everyone_after_the_rebuild(tmp_path: Path, audit_left_out: None) -> None:
     """The search index rebuilt by 0006 still holds what was saved before it."""
     from keyworker_app.records import Participant
     from keyworker_app.store.store import Store
@@ -119,7 +128,7 @@ def test_0006_search_still_finds_everyone_after_the_rebuild(tmp_path: Path) -> N
     assert "participant_by_review_due" in plan
 
 
-def test_0007_outcomes_saved_before_it_read_back_with_no_in_work_answer(tmp_path: Path) -> None:
+def test_0007_outcomes_saved_before_it_read_back_with_no_in_work_answer(tmp_path: Path, audit_left_out: None) -> None:
     """Outcomes from before 0007 come back with ``in_work`` None (not asked) and no notes."""
     from datetime import date
 
@@ -149,7 +158,7 @@ def test_0007_outcomes_saved_before_it_read_back_with_no_in_work_answer(tmp_path
     assert again.in_work is False and again.notes == "Contract ended."
 
 
-def test_0008_search_index_is_rewritten_only_when_a_searched_column_changes(tmp_path: Path) -> None:
+def test_0008_search_index_is_rewritten_only_when_a_searched_column_changes(tmp_path: Path, audit_left_out: None) -> None:
     """After 0008 an edit to an unsearched field leaves the search index's pages alone."""
     from keyworker_app.records import Participant
     from keyworker_app.store.store import Store
@@ -214,3 +223,98 @@ def test_0009_the_sent_log_is_copied_whole_and_indexed_once_by_participant(tmp_p
     assert sorted(i.recipient for i in plan.items) == ["employer", "referrer_updates"]
     query = "EXPLAIN QUERY PLAN SELECT recipient FROM sent_log WHERE participant_id = 'p-1' AND record_id = 'rec-1'"
     assert "sent_log_item" in " ".join(str(r) for r in db.query(query))
+
+
+def test_0010_outbox_and_audit_log_carry_over_and_keep_their_guarantees(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0010 copies the outbox without AUTOINCREMENT (every row, seq and pending count kept; a
+    seq is still never used twice) and moves the audit chain's end from meta onto the last
+    entry: an intact log still verifies, and a log already cut before 0010 is still caught."""
+    from keyworker_app.records import Participant
+    from keyworker_app.store import audit
+    from keyworker_app.store.store import Store
+
+    def old_store(name: str) -> tuple[Database, Store]:
+        db = Database.connect_plain(tmp_path / f"{name}.db")
+        db.migrate(MIGRATIONS[:9])
+        store = Store(db, "KW-1")
+        # Before 0010 the chain's head was kept in meta as "seq:hash".
+        def append(conn: object, actor: str, action: str, record_type: str = "", record_id: str = "",
+                   participant_id: str = "", detail: object = None, at: str | None = None, *, db: Database) -> int:
+            row = db.conn.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
+            seq, _, prev = row[0].partition(":") if row else ("0", "", audit.GENESIS)
+            seq_n, at = int(seq) + 1, "2026-11-20T10:00:00+00:00"
+            digest = audit.entry_hash(prev, seq_n, at, actor, action, record_type, record_id, participant_id, "{}")
+            db.conn.execute("INSERT INTO audit_log (seq, at, actor, action, record_type, record_id, participant_id,"
+                            " detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,'{}',?,?)",
+                            (seq_n, at, actor, action, record_type, record_id, participant_id, prev, digest))
+            db.conn.execute("INSERT INTO meta (key, value) VALUES ('audit_head', ?) ON CONFLICT(key)"
+                            " DO UPDATE SET value = excluded.value", (f"{seq_n}:{digest}",))
+            return seq_n
+        with monkeypatch.context() as patched:
+            patched.setattr(audit, "append", append)
+            a = store.save(Participant(given_name="A", family_name="One"))
+            a = store.save(a.replace(phone="07700 900001"))
+            b = store.save(Participant(given_name="B", family_name="Two"))
+            store.save(b.replace(phone="07700 900002"))
+        return db, store
+
+    db, store = old_store("intact")
+    with db.transaction() as conn:
+        # The newest outbox row deleted: AUTOINCREMENT had taken the sequence past the rows kept.
+        conn.execute("DELETE FROM outbox WHERE seq = 4")
+        conn.execute("UPDATE outbox SET state = 'done' WHERE seq = 1")
+    outbox = db.query("SELECT * FROM outbox ORDER BY seq")
+    pending = db.query("SELECT * FROM participant_pending ORDER BY participant_id")
+    assert db.query("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") == [(4,)]
+    assert db.migrate() == [10]
+    assert db.query("SELECT * FROM outbox ORDER BY seq") == outbox
+    assert db.query("SELECT * FROM participant_pending ORDER BY participant_id") == pending
+    assert "AUTOINCREMENT" not in db.scalar("SELECT sql FROM sqlite_master WHERE name = 'outbox'")
+    assert db.query("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") == []
+    assert store.get_meta("outbox_last_seq") == "4"
+    assert {r[0] for r in db.query("SELECT name FROM sqlite_master WHERE tbl_name = 'outbox'"
+                                   " AND type IN ('index', 'trigger')")} == {
+        "outbox_pending", "outbox_pending_insert", "outbox_pending_update", "outbox_pending_delete",
+        "outbox_seq_kept", "outbox_seq_never_reused"}
+    assert db.query("SELECT seq FROM audit_log WHERE chain_end = 1") == [(4,)]
+    assert store.get_meta("audit_head") == "" and store.verify_audit() == [] and db.integrity_problems() == []
+    # Saving carries on: the outbox's next seq is past the one deleted, the chain from entry 4.
+    c = store.save(Participant(given_name="C", family_name="Three"))
+    assert db.query("SELECT seq FROM outbox WHERE record_id = ?", (c.id,)) == [(5,)]
+    assert store.audit_entries(limit=1)[0].seq == 5 and store.verify_audit() == []
+    assert store.outbox_count() == 3
+
+    # A log whose last entry had been removed before 0010 is still reported after it, and
+    # after more entries are added.
+    db, store = old_store("cut")
+    db.conn.execute("DELETE FROM audit_log WHERE seq = 4")
+    assert db.migrate() == [10]
+    assert any("entries were removed from the end" in p for p in store.verify_audit())
+    store.save(Participant(given_name="D", family_name="Four"))
+    assert "audit entry 4 is missing (next entry is 5)" in store.verify_audit()
+
+
+def test_outbox_seq_is_never_used_twice(tmp_path: Path) -> None:
+    """With AUTOINCREMENT gone (0010), deleting the newest outbox rows still never lets a
+    later row take their seq, whoever inserts it."""
+    from keyworker_app.records import Participant
+    from keyworker_app.store.store import Store
+
+    db = plain_db(tmp_path)
+    db.migrate()
+    store = Store(db, "KW-1")
+    people = [store.save(Participant(given_name=f"P{i}", family_name="Seq")) for i in range(3)]
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM outbox WHERE seq >= 2")
+    store.save(people[0].replace(phone="07700 900001"))
+    with db.transaction() as conn:  # as the sync ledger inserts, with no seq given
+        conn.execute("INSERT INTO outbox (record_type, record_id, version, participant_id, op, created_at)"
+                     " VALUES ('participant', ?, 1, ?, 'upsert', '2026-11-21T10:00:00+00:00')",
+                     (people[1].id, people[1].id))
+    assert [r[0] for r in db.query("SELECT seq FROM outbox ORDER BY seq")] == [1, 4, 5]
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM outbox")
+    store.save(people[2].replace(phone="07700 900002"))
+    assert [r[0] for r in db.query("SELECT seq FROM outbox")] == [6]
+    assert dict(db.query("SELECT participant_id, pending FROM participant_pending")) == {people[2].id: 1}

@@ -1,4 +1,4 @@
-"""How the store writes: only changed columns, the audit head once per transaction, and
+"""How the store writes: only changed columns, no bookkeeping rows of its own per edit, and
 the connection settings both drivers share. Each test checks an outcome, not a timing."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from keyworker_app.errors import VersionConflict
 from keyworker_app.records import CaseNote, Participant
-from keyworker_app.store import audit, database
+from keyworker_app.store import database
 from keyworker_app.store.database import STATEMENT_CACHE, Database
 from keyworker_app.store.store import Store
 
@@ -55,47 +55,65 @@ def test_a_partial_update_still_refuses_a_stale_copy(store: Store) -> None:
     assert store.participants.get(v1.id).email == ""
 
 
-def meta_head(store: Store) -> str:
-    return store.get_meta(audit.HEAD_KEY)
+def marked(store: Store) -> list[int]:
+    """Audit entries carrying the chain's end mark."""
+    return [r[0] for r in store.db.query("SELECT seq FROM audit_log WHERE chain_end = 1 ORDER BY seq")]
 
 
-def test_the_audit_head_is_written_once_per_transaction_and_matches_the_last_entry(store: Store) -> None:
-    store.save(Participant(given_name="First", family_name="Entry"))
-    head_writes: list[Any] = []
+def log_writes(store: Store, table: str) -> None:
+    """Install test-only triggers that note every row written to ``table``."""
     conn = store.db.conn
-    conn.execute("CREATE TEMP TABLE head_log (value TEXT)")
-    conn.execute("CREATE TEMP TRIGGER log_head AFTER UPDATE ON main.meta WHEN new.key = 'audit_head'"
-                 " BEGIN INSERT INTO head_log VALUES (new.value); END")
+    conn.execute(f"CREATE TEMP TABLE {table}_writes (op TEXT)")
+    for op in ("INSERT", "UPDATE", "DELETE"):
+        conn.execute(f"CREATE TEMP TRIGGER log_{table}_{op.lower()} AFTER {op} ON main.{table}"
+                     f" BEGIN INSERT INTO {table}_writes VALUES ('{op}'); END")
+
+
+def test_an_edit_writes_no_bookkeeping_rows_of_its_own(store: Store) -> None:
+    """The audit chain's end and the outbox sequence live on pages an edit writes anyway:
+    no meta row, no sqlite_sequence row (each would be one more page to seal)."""
+    p = store.save(Participant(given_name="Few", family_name="Pages"))
+    log_writes(store, "meta")
+    sequence = store.db.query("SELECT name, seq FROM sqlite_sequence ORDER BY name")
+    for phone in ("07700 900011", "07700 900012"):
+        p = store.save(p.replace(phone=phone))
+    store.repo(CaseNote).save(CaseNote(participant_id=p.id, summary="met"))
+    store.audit("view", "participant", p.id, p.id)
+    assert store.db.query("SELECT op FROM meta_writes") == []
+    assert store.db.query("SELECT name, seq FROM sqlite_sequence ORDER BY name") == sequence
+    assert [n for (n,) in store.db.query("SELECT name FROM sqlite_sequence")].count("outbox") == 0
+    assert marked(store) == [store.audit_entries(limit=1)[0].seq] and store.verify_audit() == []
+
+
+def test_a_transaction_leaves_the_mark_on_its_last_entry_only(store: Store) -> None:
+    store.save(Participant(given_name="First", family_name="Entry"))
+    before = marked(store)
     with store.db.transaction():
-        before = meta_head(store)
         people = store.participants.save_many(
             [Participant(given_name=f"P{i}", family_name="Batch") for i in range(5)])
         store.repo(CaseNote).save_many([CaseNote(participant_id=p.id, summary="met") for p in people])
-        # Inside the transaction the head is held in memory, not yet in meta, and the
-        # chain (entries plus that head) already verifies.
-        assert meta_head(store) == before
+        # Inside the transaction the entries it wrote keep their marks until the commit,
+        # and the chain already verifies.
         assert store.verify_audit() == []
-        head_writes.append(store.db.transaction_state[audit.HEAD_KEY])
+        assert len(marked(store)) == 10 and before[0] not in marked(store)
     last = store.audit_entries(limit=1)[0]
-    assert meta_head(store) == f"{last.seq}:{last.hash}"
-    assert head_writes == [(last.seq, last.hash)]
-    assert store.db.query("SELECT value FROM head_log") == [(f"{last.seq}:{last.hash}",)]
+    assert marked(store) == [last.seq] and last.seq == before[0] + 10
     assert store.verify_audit() == [] and store.db.transaction_state == {}
 
 
-def test_a_rolled_back_transaction_leaves_the_audit_head_as_it_was(store: Store) -> None:
+def test_a_rolled_back_transaction_leaves_the_mark_as_it_was(store: Store) -> None:
     store.save(Participant(given_name="Kept", family_name="One"))
-    head, entries = meta_head(store), len(store.audit_entries())
+    mark, entries = marked(store), len(store.audit_entries())
     with pytest.raises(RuntimeError):
         with store.db.transaction():
             store.save(Participant(given_name="Gone", family_name="Two"))
             store.save(Participant(given_name="Gone", family_name="Three"))
             raise RuntimeError("power cut")
-    assert (meta_head(store), len(store.audit_entries())) == (head, entries)
+    assert (marked(store), len(store.audit_entries())) == (mark, entries)
     assert store.db.transaction_state == {}
-    # The next transaction starts from the head in meta, not the discarded one.
+    # The next transaction carries on from the committed end, not the discarded one.
     p = store.save(Participant(given_name="After", family_name="Four"))
-    assert store.audit_entries(limit=1)[0].seq == int(head.split(":")[0]) + 1
+    assert store.audit_entries(limit=1)[0].seq == mark[0] + 1 == marked(store)[0]
     assert store.verify_audit() == [] and p.version == 1
 
 
@@ -148,3 +166,23 @@ def test_both_drivers_get_the_same_statement_cache(tmp_path: Path, monkeypatch: 
     Database.connect_encrypted(tmp_path / "enc.db", b"k" * 32, database.CipherSettings(), create=True).close()
     # More than the store's distinct statements (three per record table and the rest).
     assert seen == {"sqlite3": STATEMENT_CACHE, "sqlcipher3": STATEMENT_CACHE} and STATEMENT_CACHE >= 256
+
+
+def test_an_edit_writes_one_page_per_table_it_changes(store: Store) -> None:
+    """Each page a save writes is sealed (encrypted) on its way to the WAL: an edit of a
+    participant writes the participant's row, the outbox row and its index, the pending
+    count, the audit entry and its index, and nothing else."""
+    people = store.participants.save_many([Participant(given_name=f"W{i}", family_name="Wal") for i in range(20)])
+    conn = store.db.conn
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    wal = Path(f"{store.db.path}-wal")
+    frames = []
+    for p in people[:5]:
+        before = wal.stat().st_size if wal.exists() else 0
+        store.save(p.replace(phone="07700 900020"))
+        frames.append((wal.stat().st_size - max(before, 32)) // (4096 + 24))
+    conn.execute("PRAGMA wal_autocheckpoint = 1000")
+    # Six pages (before 0010 eight: meta and sqlite_sequence too); now and then a page that
+    # fills up adds a new page and the database header.
+    assert frames.count(6) >= 4 and max(frames) <= 8, frames

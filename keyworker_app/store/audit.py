@@ -1,10 +1,15 @@
 """A tamper-evident audit log: views, edits, exports, shares and consent changes.
 
 Each entry's hash is SHA-256 over the previous entry's hash and the entry's own canonical
-JSON, and the newest (seq, hash) is kept in ``meta``. Editing an entry breaks its hash,
-reordering or deleting one breaks the links or the numbering, and cutting entries off the
-end no longer matches the recorded head. Details hold field names and ids only, never the
-values a person typed.
+JSON. Editing an entry breaks its hash; reordering or deleting one breaks the links or the
+numbering. Both ends of the chain are anchored: the last entry carries a mark
+(``chain_end``) that each transaction moves to its own last entry, so cutting entries off the
+end leaves a last entry with no mark; and the hash of entry 1 is kept in ``meta`` (written
+once), so emptying the log or putting another chain in its place is caught too. Details hold
+field names and ids only, never the values a person typed.
+
+The mark lives on the entry rather than in a row of its own because the entry's page is
+written anyway: an edit seals (encrypts and authenticates) one page fewer.
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ from ..records import utcnow
 from .database import Connection, Database
 
 GENESIS = "0" * 64
+#: ``meta`` key holding the hash of entry 1 (migration 0010 set it for older stores).
+START_KEY = "audit_start"
+#: ``Database.transaction_state`` keys: the chain's (seq, hash) as the current transaction
+#: has left it so far, and the seq of the first entry that transaction appended.
 HEAD_KEY = "audit_head"
+FIRST_KEY = "audit_first"
 
 
 @dataclass(frozen=True)
@@ -43,19 +53,14 @@ def entry_hash(prev_hash: str, seq: int, at: str, actor: str, action: str, recor
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
-def _head(conn: Connection) -> tuple[int, str]:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (HEAD_KEY,)).fetchone()
+def _committed_head(conn: Connection) -> tuple[int, str, bool]:
+    """The last entry's (seq, hash) and whether it carries the end mark; (0, GENESIS) and
+    whether a chain was ever begun, for an empty log."""
+    row = conn.execute("SELECT seq, hash, chain_end FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
     if row is None:
-        return 0, GENESIS
-    seq, _, digest = str(row[0]).partition(":")
-    return int(seq), digest
-
-
-def _current_head(db: Database, conn: Connection) -> tuple[int, str]:
-    """The head as the current transaction sees it: its own appends first, then ``meta``
-    (outside a transaction ``transaction_state`` is empty)."""
-    head: tuple[int, str] | None = db.transaction_state.get(HEAD_KEY)
-    return head if head is not None else _head(conn)
+        begun = conn.execute("SELECT 1 FROM meta WHERE key = ?", (START_KEY,)).fetchone() is not None
+        return 0, GENESIS, not begun
+    return int(row[0]), str(row[1]), bool(row[2])
 
 
 def append(conn: Connection, actor: str, action: str, record_type: str = "", record_id: str = "",
@@ -64,32 +69,50 @@ def append(conn: Connection, actor: str, action: str, record_type: str = "", rec
     """Add an entry inside the caller's :meth:`Database.transaction`; returns its sequence
     number.
 
-    The chain's head is read from ``meta`` once per transaction, kept in memory while it
-    runs and written back to ``meta`` once, just before the commit (the same transaction,
-    so a crash or a rollback keeps entries and head together). ``db`` is required so that
-    no caller can read a stale head from ``meta`` in the middle of such a transaction.
+    Every entry is written with the end mark. The transaction's first entry takes the mark
+    off the entry before it; if it wrote more than one, all but its last lose theirs just
+    before the commit (one statement, in the same transaction, so a crash or a rollback
+    keeps entries and mark together). The chain's end is read once per transaction and kept
+    in memory while it runs, which is why ``db`` is required.
     """
-    seq, prev = _current_head(db, conn)
+    head: tuple[int, str] | None = db.transaction_state.get(HEAD_KEY)
+    if head is None:
+        seq, prev, marked = _committed_head(conn)
+        if seq and marked:
+            conn.execute("UPDATE audit_log SET chain_end = 0 WHERE seq = ?", (seq,))
+        elif not marked:
+            # Entries were cut off the end (or the log emptied): leave a gap in the
+            # numbering so that the cut stays visible after this entry is added.
+            seq += 1
+        db.transaction_state[FIRST_KEY] = seq + 1
+    else:
+        seq, prev = head
+        if seq == db.transaction_state[FIRST_KEY]:
+            # This transaction's second entry: all but its last lose their marks at commit.
+            db.before_commit(HEAD_KEY, functools.partial(_unmark_all_but_last, db))
     seq += 1
     at = at or utcnow().isoformat()
     detail_json = json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     digest = entry_hash(prev, seq, at, actor, action, record_type, record_id, participant_id, detail_json)
     conn.execute(
         "INSERT INTO audit_log (seq, at, actor, action, record_type, record_id, participant_id,"
-        " detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        " detail, prev_hash, hash, chain_end) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
         (seq, at, actor, action, record_type, record_id, participant_id, detail_json, prev, digest),
     )
-    # Registering again replaces the earlier write: the head goes to meta once, at commit.
-    db.before_commit(HEAD_KEY, functools.partial(_flush_head, db))
+    if seq == 1:
+        # Never fails a save: an anchor already there (which cannot match) stays, and verify
+        # reports it.
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
+                     (START_KEY, digest))
     db.transaction_state[HEAD_KEY] = (seq, digest)
     return seq
 
 
-def _flush_head(db: Database, conn: Connection) -> None:
+def _unmark_all_but_last(db: Database, conn: Connection) -> None:
     head: tuple[int, str] | None = db.transaction_state.get(HEAD_KEY)
-    if head is not None:
-        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
-                     " SET value = excluded.value", (HEAD_KEY, f"{head[0]}:{head[1]}"))
+    first: int | None = db.transaction_state.get(FIRST_KEY)
+    if head is not None and first is not None:
+        conn.execute("UPDATE audit_log SET chain_end = 0 WHERE seq >= ? AND seq < ?", (first, head[0]))
 
 
 def verify(db: Database) -> list[str]:
@@ -99,22 +122,30 @@ def verify(db: Database) -> list[str]:
     with db.lock:
         rows = db.conn.execute(
             "SELECT seq, at, actor, action, record_type, record_id, participant_id, detail,"
-            " prev_hash, hash FROM audit_log ORDER BY seq"
+            " prev_hash, hash, chain_end FROM audit_log ORDER BY seq"
         ).fetchall()
-        # Inside this thread's own transaction the head may not be written back yet.
-        head_seq, head_hash = _current_head(db, db.conn)
+        start = db.conn.execute("SELECT value FROM meta WHERE key = ?", (START_KEY,)).fetchone()
+        # Entries this thread's own open transaction wrote keep their marks until it commits.
+        first_own = db.transaction_state.get(FIRST_KEY) or (rows[-1][0] + 1 if rows else 1)
     for row in rows:
-        seq, at, actor, action, rtype, rid, pid, detail, prev_hash, digest = row
+        seq, at, actor, action, rtype, rid, pid, detail, prev_hash, digest, chain_end = row
         if seq != expected_seq:
             problems.append(f"audit entry {expected_seq} is missing (next entry is {seq})")
         if prev_hash != prev:
             problems.append(f"audit entry {seq} does not follow the entry before it (reordered or removed)")
         if entry_hash(prev_hash, seq, at, actor, action, rtype, rid, pid, detail) != digest:
             problems.append(f"audit entry {seq} was changed after it was written")
+        if seq == 1 and (start is None or start[0] != digest):
+            problems.append("audit entry 1 is not the one the log began with (the log was replaced)")
+        if chain_end and seq != rows[-1][0] and seq < first_own:
+            problems.append(f"audit entry {seq} was the last written but entries follow it "
+                            "(entries were added around the app)")
         expected_seq, prev = seq + 1, digest
-    last_seq = expected_seq - 1
-    if (last_seq, prev) != (head_seq, head_hash):
-        problems.append(f"the audit log ends at entry {last_seq} but entry {head_seq} was the last written "
+    if rows and not rows[-1][-1]:
+        problems.append(f"the audit log ends at entry {rows[-1][0]} but later entries were written "
+                        "(entries were removed from the end or the log was replaced)")
+    if not rows and start is not None:
+        problems.append("the audit log is empty but entries were written "
                         "(entries were removed from the end or the log was replaced)")
     return problems
 
