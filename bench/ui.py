@@ -12,7 +12,11 @@ with starting an empty ``QMainWindow`` (the baseline):
 - each caseload filter to the updated list (its first rows: a long list's count may follow);
 - opening a participant's record (read, audited, rendered);
 - GUI-thread stalls: a 10 ms ``QTimer`` heartbeat runs throughout and every gap longer
-  than 50 ms is counted, with the longest, per phase.
+  than 50 ms is counted, with the longest, per phase;
+- when the caseload reader had warmed the store's page cache for searching (it starts once
+  the first list is shown; the search phase starts at once, so the first keystrokes race
+  it), how many keystrokes came before that, and the pages the search phase read from the
+  file (each one decrypted: a deterministic figure, from ``/proc/self/io`` on Linux).
 
 Prints a table, then one JSON object of the figures as the last line::
 
@@ -134,6 +138,15 @@ def pump_until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
         wake.stop()
 
 
+def bytes_read() -> int | None:
+    """Bytes this process has read through read(2) so far (Linux), else None."""
+    try:
+        with open("/proc/self/io", encoding="ascii") as io:
+            return next(int(line.split()[1]) for line in io if line.startswith("rchar:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 def settle() -> None:
     """Let queued paints and layout run, as the person would see the result."""
     from PySide6.QtWidgets import QApplication
@@ -141,7 +154,7 @@ def settle() -> None:
     QApplication.processEvents()
 
 
-def run(folder: Path, repeats: int) -> dict[str, Any]:
+def run(folder: Path, repeats: int, warm: bool = True, think_ms: int = 0) -> dict[str, Any]:
     from PySide6.QtWidgets import QMainWindow
 
     from keyworker_app.paths import app_paths
@@ -152,7 +165,10 @@ def run(folder: Path, repeats: int) -> dict[str, Any]:
 
     app = make_application([sys.argv[0]])
     figures: dict[str, Any] = {"participants": int((folder / "BUILT").read_text()),
-                               "qpa": os.environ.get("QT_QPA_PLATFORM", "")}
+                               "qpa": os.environ.get("QT_QPA_PLATFORM", ""), "warm": warm}
+    if not warm:  # for comparison: the reader has nothing to warm, so it is done at once
+        from ui.models import CaseloadQuery
+        CaseloadQuery.warm_walks = lambda self: ()  # type: ignore[method-assign]
     beat = Heartbeat()
 
     # --- baseline: an empty QMainWindow, started and shown --------------------------------
@@ -173,6 +189,7 @@ def run(folder: Path, repeats: int) -> dict[str, Any]:
     starts: list[float] = []
     first_windows: list[float] = []
     window: MainWindow | None = None
+    warmed_at: list[float] = []
     for i in range(repeats):
         beat.start()
         t0 = time.perf_counter()
@@ -181,12 +198,15 @@ def run(folder: Path, repeats: int) -> dict[str, Any]:
         window.show()
         settle()
         first_windows.append((time.perf_counter() - t0) * 1000)  # the unlock screen, shown
+        warmed_at.clear()
+        window.model.sig_warmed.connect(lambda: warmed_at.append(time.perf_counter()))
         window.start.unlock_page.passphrase.setText(PASSPHRASE)
         window.start.unlock_page.unlock_button.click()
         pump_until(lambda: window is not None and not window.locked and window.model.rowCount() > 0
                    and not window.model.loading)
         settle()
-        starts.append((time.perf_counter() - t0) * 1000)
+        shown_at = time.perf_counter()
+        starts.append((shown_at - t0) * 1000)
         stalls = beat.stop()
         if i < repeats - 1:
             window.close()
@@ -207,13 +227,22 @@ def run(folder: Path, repeats: int) -> dict[str, Any]:
         """Until the list shows the answer (the SQL runs on the caseload reader's thread)."""
         pump_until(lambda: not model.loading)
         settle()
+    if think_ms > 0:  # the keyworker reads the list before typing (the app is idle meanwhile)
+        beat.start()
+        until = time.perf_counter() + think_ms / 1000
+        pump_until(lambda: time.perf_counter() >= until)
+        figures["think_ms"] = think_ms
+        figures["think_stalls"] = beat.stop()
     words = ["ahmed", "smith", "kha", "m13", "ol1 1", "syn-", "ab12", "jones"]
     keystrokes: list[float] = []
     typed: list[str] = []
+    before_warmed = 0
+    read_before = bytes_read()
     beat.start()
     for _ in range(max(1, repeats)):
         for word in words:
             for n in range(1, len(word) + 1):
+                before_warmed += not warmed_at
                 t0 = time.perf_counter()
                 view.search.setText(word[:n])
                 view.search_now()  # the debounce is a fixed wait; measured without it
@@ -222,6 +251,7 @@ def run(folder: Path, repeats: int) -> dict[str, Any]:
                 typed.append(word[:n])
         view.clear_filters()
         answered()
+    read_after = bytes_read()
     figures["search_keystroke_p50_ms"] = round(pct(keystrokes, 0.5), 1)
     figures["search_keystroke_p95_ms"] = round(pct(keystrokes, 0.95), 1)
     figures["search_keystroke_max_ms"] = round(max(keystrokes), 1)
@@ -229,6 +259,11 @@ def run(folder: Path, repeats: int) -> dict[str, Any]:
     figures["search_slowest_ms"] = {f"{text} #{i}": round(ms, 1) for i, (ms, text) in enumerate(slowest)}
     figures["search_debounce_ms"] = SEARCH_DEBOUNCE_MS
     figures["search_stalls"] = beat.stop()
+    figures["search_pages_read"] = (round((read_after - read_before) / 4096)
+                                    if read_before is not None and read_after is not None else None)
+    figures["cache_warmed_after_shown_ms"] = (round((warmed_at[0] - shown_at) * 1000, 1)
+                                              if warmed_at else None)
+    figures["keystrokes_before_warmed"] = before_warmed
 
     # --- filters ----------------------------------------------------------------------------
     filter_times: dict[str, float] = {}
@@ -289,6 +324,9 @@ def print_table(f: dict[str, Any]) -> None:
         ("Search keystroke to updated list, p50", f"{f['search_keystroke_p50_ms']} ms"),
         ("Search keystroke to updated list, p95", f"{f['search_keystroke_p95_ms']} ms "
          f"(max {f['search_keystroke_max_ms']}; plus a {f['search_debounce_ms']} ms typing pause)"),
+        ("Cache warmed for searching, after the caseload showed",
+         f"{f['cache_warmed_after_shown_ms']} ms ({f['keystrokes_before_warmed']} keystrokes before)"),
+        ("Pages read from the file while searching", f"{f['search_pages_read']}"),
         *[(f"Filter: {k}", f"{v} ms") for k, v in f["filter_ms"].items()],
         ("Open a participant record, p50", f"{f['open_record_p50_ms']} ms"),
         ("Open a participant record, p95", f"{f['open_record_p95_ms']} ms"),
@@ -297,7 +335,9 @@ def print_table(f: dict[str, Any]) -> None:
           for phase in ("start", "search", "filter", "open_record")],
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"Keyworker desktop with {f['participants']:,} synthetic participants ({f['qpa']})")
+    print(f"Keyworker desktop with {f['participants']:,} synthetic participants ({f['qpa']})"
+          + ("" if f["warm"] else ", page cache left cold")
+          + (f", typing {f['think_ms']} ms after the caseload showed" if f.get("think_ms") else ""))
     for label, value in rows:
         print(f"  {label:<{width}}  {value}")
 
@@ -308,12 +348,17 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--build-only", action="store_true")
+    parser.add_argument("--no-warm", action="store_true",
+                        help="leave the page cache cold after the unlock (to compare)")
+    parser.add_argument("--think-ms", type=int, default=0,
+                        help="pause this long after the caseload shows before typing "
+                             "(a person reading it); by default the first keystroke comes at once")
     args = parser.parse_args()
     folder = args.cache or default_cache(args.participants)
     build_profile(folder, args.participants)
     if args.build_only:
         return 0
-    figures = run(folder, args.repeats)
+    figures = run(folder, args.repeats, warm=not args.no_warm, think_ms=args.think_ms)
     print_table(figures)
     print(json.dumps(figures, sort_keys=True))
     return 0

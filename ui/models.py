@@ -31,6 +31,7 @@ from PySide6.QtCore import (
     Signal,
 )
 
+from keyworker_app.errors import KeyworkerError
 from keyworker_app.records import ParticipantStatus
 from keyworker_app.store.database import Database, DatabaseError
 from keyworker_app.store.store import fts_query
@@ -85,7 +86,11 @@ _SORT_INDEX: dict[SortKey, str] = {
 #: A search matching more participants than this reads its windows by walking the sort
 #: order's index and keeping the matches: "s" matches all 100,000, and sorting them all to
 #: show the first 200 is what made short searches slow. Fewer matches are quicker sorted.
-WALK_INDEX_ABOVE = 2_000
+#: Sorting reads every match's row, walking reads the index until 200 are found: at
+#: 100,000 they cost about the same from a warm cache at 700-1,000 matches, and from a
+#: cold one (every row a page to decrypt) walking reads far fewer pages ("ah", 1,920
+#: matches: 370 pages against 2,170).
+WALK_INDEX_ABOVE = 1_000
 
 
 @dataclass(frozen=True)
@@ -166,17 +171,20 @@ class OverBudget(Exception):
 
 @contextlib.contextmanager
 def abandoned_when(db: Database, stale: Callable[[], bool],
-                   over_budget: Callable[[], bool] = lambda: False) -> Iterator[None]:
+                   over_budget: Callable[[], bool] = lambda: False,
+                   every: int | None = None) -> Iterator[None]:
     """Hold the database lock, and stop the SQL run inside as soon as ``stale()``
     (``StaleRead``) or ``over_budget()`` (``OverBudget``) says so.
 
     A progress handler rather than ``interrupt()``: the connection is shared with the
     operations thread, and an interrupt could land on its write instead. The handler is
-    set and removed under the lock, so it only ever sees the queries run inside.
+    set and removed under the lock, so it only ever sees the queries run inside. It is
+    asked every ``every`` SQLite steps (``CHECK_EVERY_STEPS`` unless given).
     """
+    every = CHECK_EVERY_STEPS if every is None else every
     with db.lock:
         conn: Any = db.conn
-        conn.set_progress_handler(lambda: 1 if stale() or over_budget() else 0, CHECK_EVERY_STEPS)
+        conn.set_progress_handler(lambda: 1 if stale() or over_budget() else 0, every)
         try:
             yield
         except DatabaseError as exc:
@@ -186,11 +194,91 @@ def abandoned_when(db: Database, stale: Callable[[], bool],
                 raise OverBudget() from exc
             raise
         finally:
-            conn.set_progress_handler(None, CHECK_EVERY_STEPS)
+            conn.set_progress_handler(None, every)
 
 
 _ROW_COLUMNS = ("p.id, p.participant_ref, p.given_name, p.preferred_name, p.family_name,"
                 " p.date_of_birth, p.postcode, p.programme, p.status, p.review_due")
+
+
+# --- warming the page cache ---------------------------------------------------------------
+#
+# Every page SQLCipher reads from the file is decrypted and checked, so right after the
+# unlock the first keystrokes read (and decrypt) a few thousand pages each and take twice
+# as long as later ones. The reader reads those parts of the store once, in key order, a
+# short step at a time whenever it has no question to answer (``CaseloadReader.warm``).
+
+#: Rows (or index entries) one warming step reads: about three hundred pages to decrypt,
+#: a few milliseconds. A question that comes meanwhile stops the step within about a
+#: millisecond (``WARM_CHECK_EVERY_STEPS``).
+WARM_ROWS_PER_STEP = 2_500
+#: Search-index blocks one step reads (each is about a page).
+WARM_BLOCKS_PER_STEP = 250
+#: Between two steps the reader waits for a question, holding nothing (so the operations
+#: thread gets the store's connection whenever it is waiting for it), at least this long
+#: and ``WARM_PAUSE_PER_STEP`` times as long as the last step took: warming takes at most a
+#: third of one processor, and leaves the rest to the GUI thread (building the record
+#: screen in the same quiet moments) and whatever else the laptop is doing.
+WARM_PAUSE_S = 0.001
+WARM_PAUSE_PER_STEP = 2.0
+#: Warming starts this long after the last question was answered: in a quiet moment (the
+#: keyworker reading the list, a pause in typing), never between the answers to questions
+#: that come one after another, where its steps would only compete with them.
+WARM_AFTER_QUIET_S = 0.15
+#: While warming is held (``hold_warming_while``), how often to ask again.
+WARM_HELD_POLL_S = 0.02
+#: How often (SQLite steps) a warming step checks whether a question has come: a few
+#: times a step. Not more: each check needs the interpreter, which the GUI thread may hold.
+WARM_CHECK_EVERY_STEPS = 5_000
+
+_FIRST_ROWID = -(2 ** 63)
+
+#: Put on the reader's queue to wake it: what to warm has changed.
+_WAKE = object()
+
+
+@dataclass(frozen=True)
+class WarmWalk:
+    """One part of the store, read into the page cache a step at a time in key order.
+
+    ``sql`` takes the last key read (its columns as ``?1``, ``?2``...) and then how many
+    rows to pass over; it answers the key that many rows on, or no row once it has read
+    to the end. ``first`` is a key before every other.
+    """
+
+    part: str
+    sql: str
+    first: tuple[Any, ...]
+    rows_per_step: int = WARM_ROWS_PER_STEP
+
+
+#: What searching and the sorted list read, in the order it is warmed. The cache (64 MB)
+#: holds a little less than all of it at 100,000 participants and forgets the pages read
+#: longest ago first, so what every keystroke reads comes last.
+WARM_WALKS: tuple[WarmWalk, ...] = (
+    # The participants' rows: each list shows some, a search sorts its matches by them.
+    WarmWalk("participants", "SELECT rowid FROM participant WHERE rowid > ?1"
+             " ORDER BY rowid LIMIT 1 OFFSET ?2", (_FIRST_ROWID,)),
+    # The flags' index entries, which every row shown probes (the probes' own WHERE).
+    WarmWalk("consent given", "SELECT participant_id, rowid FROM consent WHERE status = 'given'"
+             " AND participant_id >= ?1 AND (participant_id, rowid) > (?1, ?2)"
+             " ORDER BY participant_id, rowid LIMIT 1 OFFSET ?3", ("", _FIRST_ROWID)),
+    WarmWalk("signature owed", "SELECT participant_id, rowid FROM esf_form WHERE signature_owed = 1"
+             " AND participant_id >= ?1 AND (participant_id, rowid) > (?1, ?2)"
+             " ORDER BY participant_id, rowid LIMIT 1 OFFSET ?3", ("", _FIRST_ROWID)),
+    # The search index, blocks and all (substr reads a block that runs over several pages).
+    WarmWalk("search index", "SELECT id FROM participant_search_data WHERE id > ?1"
+             " AND substr(block, 1, 1) IS NOT NULL ORDER BY id LIMIT 1 OFFSET ?2",
+             (_FIRST_ROWID,), WARM_BLOCKS_PER_STEP),
+    # The name order the list opens in, which searches with many matches walk.
+    WarmWalk("name order", "SELECT family_name, given_name, rowid FROM participant"
+             " WHERE family_name >= ?1 COLLATE NOCASE AND (family_name COLLATE NOCASE,"
+             " given_name COLLATE NOCASE, rowid) > (?1, ?2, ?3) ORDER BY family_name COLLATE NOCASE,"
+             " given_name COLLATE NOCASE, rowid LIMIT 1 OFFSET ?4", ("", "", _FIRST_ROWID)),
+    # Whatever index SQLite counts everyone in (``participant_count``, read by every search
+    # page): one step, as one count, answering no row.
+    WarmWalk("participant count", "SELECT ?1 WHERE (SELECT count(*) FROM participant) < 0", ()),
+)
 
 
 class CaseloadQuery:
@@ -316,6 +404,10 @@ class CaseloadQuery:
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'participant'"))
         return f" INDEXED BY {index}" if index in self._indexes else ""
 
+    def warm_walks(self) -> tuple[WarmWalk, ...]:
+        """What to read into the page cache once the store is open (see ``WARM_WALKS``)."""
+        return WARM_WALKS
+
     def programmes(self) -> list[str]:
         """Programme ids that appear in the caseload (for the programme filter)."""
         return [r[0] for r in self.db.query("SELECT DISTINCT programme FROM participant ORDER BY 1")]
@@ -390,22 +482,50 @@ class CaseloadReader(QObject):
     keyworker types five letters quickly, only the last search runs to the end. The
     store's one connection is shared with the operations thread; ``Database.query``
     takes its lock, so they take turns.
+
+    ``warm(query)`` has the reader read what searching needs into the store's page cache
+    (``CaseloadQuery.warm_walks``) in quiet moments (``WARM_AFTER_QUIET_S`` after the last
+    answer): a short step at a time, a step overtaken by a question is abandoned and read
+    again after the answer, and between steps the connection is left free. While ``hold()`` (``hold_warming_while``)
+    is true, for instance while the operations thread has work, no step runs and one
+    running is abandoned. ``sig_warmed(query)`` says it is done.
     """
 
     sig_answer = Signal(object)           # CaseloadAnswer
     sig_counted = Signal(object, int)     # CaseloadRead, total
     sig_failed = Signal(object, object)   # CaseloadRead, OpFailure
+    sig_warmed = Signal(object)           # CaseloadQuery whose pages have all been read once
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._queue: queue.Queue[CaseloadRead | None] = queue.Queue()
+        self._queue: queue.Queue[CaseloadRead | object | None] = queue.Queue()
         self._newest = 0
+        # Warming: what the GUI thread asked for, and how far the reader's thread has got.
+        self._warm_for: CaseloadQuery | None = None
+        self._warming: CaseloadQuery | None = None
+        self._warmed: CaseloadQuery | None = None
+        self._walk = 0
+        self._key: tuple[Any, ...] | None = None
+        self.warm_steps = 0    # steps read to the end (for tests and the benchmark)
+        self._hold: Callable[[], bool] = lambda: False
+        self._quiet_from = time.monotonic()   # when the reader last finished answering
+        self._step_took = 0.0              # how long the last warming step took (seconds)
         self._thread = threading.Thread(target=self._work, name="keyworker-caseload", daemon=True)
         self._thread.start()
 
     def read(self, question: CaseloadRead) -> None:
         self._newest = max(self._newest, question.generation)
         self._queue.put(question)
+
+    def warm(self, query: CaseloadQuery | None) -> None:
+        """Read what searching ``query`` needs into the page cache whenever there is no
+        question to answer; ``None`` stops (the store is closing)."""
+        self._warm_for = query
+        self._queue.put(_WAKE)   # also abandons a step for an older query
+
+    def hold_warming_while(self, hold: Callable[[], bool]) -> None:
+        """Warm only while ``hold()`` is false (it is asked from the reader's thread)."""
+        self._hold = hold
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop the thread after the question it is on (if any)."""
@@ -416,11 +536,72 @@ class CaseloadReader(QObject):
     def _stale(self, question: CaseloadRead) -> bool:
         return question.generation < self._newest
 
+    def _next(self) -> CaseloadRead | object | None:
+        """The next question; while none comes in a quiet moment, the cache is warmed a
+        step at a time."""
+        while True:
+            query = self._warm_for
+            if query is None or query is self._warmed:
+                return self._queue.get()
+            wait = self._quiet_from + WARM_AFTER_QUIET_S - time.monotonic()
+            if wait <= 0 and self._hold():
+                wait = WARM_HELD_POLL_S
+            try:
+                return self._queue.get(timeout=max(wait, WARM_PAUSE_PER_STEP * self._step_took,
+                                                   WARM_PAUSE_S))
+            except queue.Empty:
+                if wait <= 0:
+                    started = time.perf_counter()
+                    self._warm_step(query)
+                    self._step_took = time.perf_counter() - started
+
+    def _warm_step(self, query: CaseloadQuery) -> None:
+        if query is not self._warming:
+            self._warming, self._walk, self._key = query, 0, None
+        walks = query.warm_walks()
+        if self._walk < len(walks):
+            walk = walks[self._walk]
+            key = self._key if self._key is not None else walk.first
+
+            gave_way = False
+
+            def stale() -> bool:   # once true, stays true: the step was stopped for it
+                nonlocal gave_way
+                gave_way = gave_way or (not self._queue.empty() or self._warm_for is not query
+                                        or self._hold())
+                return gave_way
+
+            try:
+                with abandoned_when(query.db, stale, every=WARM_CHECK_EVERY_STEPS):
+                    rows = query.db.query(walk.sql, (*key, walk.rows_per_step - 1))
+            except StaleRead:
+                return   # a question came: it is answered first, and this step read again after
+            except KeyworkerError as exc:   # the store closed for a lock: nothing left to warm
+                log.info("caseload warming stopped at %s: %s", walk.part, type(exc).__name__)
+                self._warmed = query
+                return
+            except DatabaseError as exc:
+                # A part this store lacks, say: warming is only a head start, so on to the
+                # next part (a search that reads it meets the fault itself).
+                log.info("caseload warming skipped %s: %s", walk.part, type(exc).__name__)
+                rows = []
+            self.warm_steps += 1
+            if rows:
+                self._key = tuple(rows[0])
+                return
+            self._walk, self._key = self._walk + 1, None
+            if self._walk < len(walks):
+                return
+        self._warmed = query
+        self.sig_warmed.emit(query)
+
     def _work(self) -> None:
         while True:
-            question = self._queue.get()
+            question = self._next()
             if question is None:
                 return
+            if not isinstance(question, CaseloadRead):
+                continue  # woken to warm another store's cache, or to stop warming
             if self._stale(question):
                 continue  # a newer keystroke or filter has been asked for since
             try:
@@ -431,6 +612,8 @@ class CaseloadReader(QObject):
                 if self._stale(question):
                     continue  # interrupted: a newer question is queued
                 self.sig_failed.emit(question, OpFailure.from_exception(exc))
+            finally:
+                self._quiet_from = time.monotonic()
 
     def _answer(self, question: CaseloadRead) -> None:
         q, f = question.query, question.filter
@@ -470,13 +653,15 @@ class QtCaseloadModel(QAbstractTableModel):
     ``sig_total_changed(int)`` is emitted with each new list; a long filtered list shows its
     first rows before it is counted (``total`` is -1, ``counting`` is true), and
     ``sig_total_changed`` comes again with the count. Sorting through the header calls
-    ``sort``, which is SQL too.
+    ``sort``, which is SQL too. Once a store is set (``set_query``), the reader warms its
+    page cache for searching in the moments it has nothing to read (``sig_warmed``).
     """
 
     sig_total_changed = Signal(int)
     sig_loaded = Signal()          # a new list is in (after set_filter, refresh, set_query)
     sig_busy = Signal(bool)        # reading a new list, or done
     sig_failed = Signal(object)    # OpFailure: the list could not be read
+    sig_warmed = Signal()          # the store's pages for searching have all been read once
 
     ParticipantIdRole = Qt.ItemDataRole.UserRole + 1
 
@@ -498,6 +683,8 @@ class QtCaseloadModel(QAbstractTableModel):
         self._reader.sig_answer.connect(self._on_answer)
         self._reader.sig_counted.connect(self._on_counted)
         self._reader.sig_failed.connect(self._on_failed)
+        self._reader.sig_warmed.connect(self._on_warmed)
+        self._warmed = False
         self.columns: Sequence[Column] = (
             Column("Name", SortKey.NAME, lambda r: r.name),
             Column("Participant ref", SortKey.REF, lambda r: r.participant_ref),
@@ -510,13 +697,17 @@ class QtCaseloadModel(QAbstractTableModel):
                    lambda r: self._programme_names.get(r.programme, r.programme)),
         )
         if query is not None:
+            self._reader.warm(query)
             self._reload(PAGE_SIZE)
 
     # --- data in --------------------------------------------------------------------
 
     def set_query(self, query: CaseloadQuery | None) -> None:
-        """Point the model at a store's caseload (or at nothing, while locked)."""
+        """Point the model at a store's caseload (or at nothing, while locked); its first
+        list is read first, then the cache is warmed (``sig_warmed``)."""
         self._query = query
+        self._warmed = False
+        self._reader.warm(query)
         self._reload(PAGE_SIZE)
 
     def set_programme_names(self, names: dict[str, str]) -> None:
@@ -544,6 +735,15 @@ class QtCaseloadModel(QAbstractTableModel):
     def loading(self) -> bool:
         """Whether a new list has been asked for and has not come yet."""
         return self._loading
+
+    def hold_warming_while(self, hold: Callable[[], bool]) -> None:
+        """No warming while ``hold()`` is true (say, while operations wait for the store)."""
+        self._reader.hold_warming_while(hold)
+
+    @property
+    def warmed(self) -> bool:
+        """Whether the reader has read this store's pages for searching into its cache."""
+        return self._warmed
 
     @property
     def counting(self) -> bool:
@@ -594,6 +794,11 @@ class QtCaseloadModel(QAbstractTableModel):
         self.beginInsertRows(QModelIndex(), start, start + len(answer.rows) - 1)
         self._rows.extend(answer.rows)
         self.endInsertRows()
+
+    def _on_warmed(self, query: CaseloadQuery) -> None:
+        if query is self._query:
+            self._warmed = True
+            self.sig_warmed.emit()
 
     def _on_counted(self, read: CaseloadRead, total: int) -> None:
         if read.generation != self._generation:

@@ -385,6 +385,14 @@ class MainWindow(QMainWindow):
         self.caseload.set_model(self.model)
         self.caseload.sig_filter_changed.connect(self.model.set_filter)
         self.model.sig_failed.connect(self._on_failed)
+        # Warming the cache for searching waits while an operation (opening a record,
+        # saving) has work, what the keyworker asked for comes first, and until the record
+        # screen has been built in the quiet moments after the unlock (one at a time: both
+        # together left the GUI thread too little of a busy laptop).
+        ops = self.ops
+        prebuilds = HAVE_RECORD_VIEW and self._record_view_factory is default_record_view
+        self.model.hold_warming_while(
+            lambda: ops.busy or (prebuilds and not self.record_screen_ready))
 
     def _build_record_area(self) -> None:
         self.record_area = QStackedWidget(self.splitter)
