@@ -3,8 +3,10 @@
 What is written, per item (one record version for one recipient):
 
 * delivered (``accepted``, or ``duplicate``: the controller already held it): one line in
-  ``sent_log``, the participant's sharing history. That line is also how the ledger knows
-  the item is delivered.
+  ``sent_line``, the participant's sharing history, pointing at its ``sent_basis`` (record
+  type, op, programme, strand, field names, lawful bases: the same for many lines, kept
+  once); the view ``sent_log`` reads them together (migration 0011). That line is also how
+  the ledger knows the item is delivered.
 * refused (``rejected``, ``conflict``) or ``held_back``: a ``sync_item`` row with the
   reason, and for a refusal a ``quarantine`` line.
 * sent and not yet answered: nothing. Which items each outbox row (or one-off share) is
@@ -73,11 +75,22 @@ _REFUSED_SQL = (
     " attempts = sync_item.attempts + 1, updated_at = excluded.updated_at"
 )
 
-_SENT_LOG_SQL = (
-    "INSERT INTO sent_log (idempotency_key, participant_id, recipient, record_type, record_id,"
-    " version, op, programme, strand, fields, article_6, article_9, one_off_reason, sent_at,"
-    " controller_status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+#: A delivered item's sent-log line (migration 0011): what differs from line to line, and
+#: its basis (what is the same for every item of one kind to one recipient).
+_SENT_LINE_SQL = (
+    "INSERT INTO sent_line (participant_id, recipient, record_id, version, basis, one_off_reason,"
+    " sent_at, controller_status) VALUES (?,?,?,?,?,?,?,?)"
     " ON CONFLICT(participant_id, recipient, record_id, version) DO NOTHING"   # the item's key
+)
+
+_BASIS_SQL = (
+    "INSERT INTO sent_basis (recipient, record_type, op, programme, strand, fields, article_6,"
+    " article_9) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
+)
+
+_BASIS_ID_SQL = (
+    "SELECT id FROM sent_basis WHERE recipient = ? AND record_type = ? AND op = ? AND programme = ?"
+    " AND strand = ? AND fields = ? AND article_6 = ? AND article_9 = ?"
 )
 
 #: Answers after which an item is never sent again.
@@ -147,12 +160,15 @@ class Ledger:
         self.db = store.db
         # Sources (outbox rows, one-off shares) with items sent and not all answered yet.
         self._open: dict[tuple[str, int], _Open] = {}
+        # sent_basis ids by their values, as found or written in this run.
+        self._bases: dict[tuple[Any, ...], int] = {}
 
     # -- before sending ---------------------------------------------------------------
 
     def begin_run(self) -> None:
         """Forget what an earlier run was waiting for (its rows are pending again)."""
         self._open.clear()
+        self._bases.clear()   # a basis written by a run that then failed was rolled back
 
     def prepare(self, plans: Sequence[SourcePlan], *, in_flight: Collection[str] = (),
                 projected_before: int = 0) -> list[PlannedItem]:
@@ -244,10 +260,11 @@ class Ledger:
         found = {r[0]: r[1] for r in conn.execute(
             f"SELECT idempotency_key, status FROM sync_item WHERE idempotency_key IN {_JSON_LIST}",
             (json_values([i.key for i in items]),)).fetchall()}
-        # The sent log is indexed by what the key is made of (migration 0009).
+        # Sent-log lines are indexed by what the key is made of (migrations 0009, 0011).
         found.update((r[0], r[1]) for r in conn.execute(
-            "SELECT s.idempotency_key, s.controller_status FROM json_each(?) AS j"
-            " CROSS JOIN sent_log AS s ON s.participant_id = json_extract(j.value, '$[0]')"
+            "SELECT s.record_id || ':' || s.version || ':' || s.recipient, s.controller_status"
+            " FROM json_each(?) AS j"
+            " CROSS JOIN sent_line AS s ON s.participant_id = json_extract(j.value, '$[0]')"
             " AND s.recipient = json_extract(j.value, '$[1]')"
             " AND s.record_id = json_extract(j.value, '$[2]')"
             " AND s.version = json_extract(j.value, '$[3]')",
@@ -314,12 +331,16 @@ class Ledger:
         refused_rows: list[tuple[Any, ...]] = []
         sent_rows: list[tuple[Any, ...]] = []
         closing: list[tuple[tuple[str, int], bool]] = []
+        bases = self._bases
         for item, status, code, reason in answered:
             if status in (ItemStatus.ACCEPTED, ItemStatus.DUPLICATE):
-                sent_rows.append((item.key, item.participant_id, item.recipient, item.record_type,
-                                  item.record_id, item.version, item.op, item.programme, item.strand,
-                                  _field_names_json(item.field_names), item.article_6, item.article_9,
-                                  item.one_off_reason, now, status))
+                basis = (item.recipient, item.record_type, item.op, item.programme, item.strand,
+                         item.field_names, item.article_6, item.article_9)
+                basis_id = bases.get(basis)
+                if basis_id is None:
+                    basis_id = self._basis(conn, basis)
+                sent_rows.append((item.participant_id, item.recipient, item.record_id, item.version,
+                                  basis_id, item.one_off_reason, now, status))
                 target = (item.record_id, item.recipient)
                 versions = open_refusals.get(target)
                 if versions and min(versions) < item.version:
@@ -343,8 +364,18 @@ class Ledger:
         if refused_rows:
             conn.executemany(_REFUSED_SQL, refused_rows)
         if sent_rows:
-            conn.executemany(_SENT_LOG_SQL, sent_rows)
+            conn.executemany(_SENT_LINE_SQL, sent_rows)
         self._close(conn, closing)
+
+    def _basis(self, conn: Connection, basis: tuple[Any, ...]) -> int:
+        """The id of a sent-log basis (written if new), kept for the rest of the run."""
+        recipient, record_type, op, programme, strand, names, article_6, article_9 = basis
+        values = (recipient, record_type, op, programme, strand, _field_names_json(names), article_6,
+                  article_9 or "")
+        conn.execute(_BASIS_SQL, values)
+        basis_id = int(conn.execute(_BASIS_ID_SQL, values).fetchone()[0])
+        self._bases[basis] = basis_id
+        return basis_id
 
     @staticmethod
     def _open_refusals(conn: Connection, record_ids: set[str]) -> dict[tuple[str, str], set[int]]:

@@ -65,7 +65,7 @@ def test_a_crash_before_answers_were_applied_resends_and_the_controller_says_dup
     with laptop.opened() as store:
         with store.db.transaction() as conn:
             conn.execute("UPDATE outbox SET state = 'pending'")
-            conn.execute("DELETE FROM sent_log")
+            conn.execute("DELETE FROM sent_line")
     code, out, err = app_cli(laptop, "sync")
     assert code == 0, out + err
     assert f"Sent: 0 accepted, {len(before)} already held (duplicate)" in out

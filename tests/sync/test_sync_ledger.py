@@ -6,6 +6,7 @@ batches, a run that stops between them, items held back and then sent, an older 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pytest
@@ -160,7 +161,7 @@ def test_a_key_in_two_rows_of_one_chunk_is_sent_once(store: Store, plans: list[S
 
 def test_delivered_items_are_found_through_the_sent_log_index(store: Store, plans: list[SourcePlan]) -> None:
     """The ledger asks the sent log about a whole chunk of items at once; each is one
-    probe of its one index (migration 0009), never a scan of every line ever sent."""
+    probe of its one index (migrations 0009, 0011), never a scan of every line ever sent."""
     plan = a_plan_with_items(plans)
     ledger = Ledger(store)
     to_send = ledger.prepare([plan])
@@ -171,9 +172,9 @@ def test_delivered_items_are_found_through_the_sent_log_index(store: Store, plan
         assert ledger.prepare([plan]) == []   # everything in it is delivered already
     finally:
         store.db.conn.set_trace_callback(None)
-    (lookup,) = [s for s in statements if "FROM json_each" in s and "sent_log" in s]
+    (lookup,) = [s for s in statements if "FROM json_each" in s and "sent_line" in s]
     explained = " ".join(str(r) for r in store.db.query("EXPLAIN QUERY PLAN " + lookup))
-    assert "SEARCH s USING INDEX sent_log_item" in explained and "SCAN s" not in explained
+    assert "SEARCH s USING INDEX sent_line_item" in explained and "SCAN s" not in explained
 
 
 def test_an_item_held_by_one_row_and_sent_by_a_later_row_of_the_chunk_is_not_left_held(
@@ -203,3 +204,34 @@ def test_an_item_held_by_one_row_and_sent_by_a_later_row_of_the_chunk_is_not_lef
     ledger.apply_answers([item], answers([item]))
     assert ledger.status_of(item.key) is None
     assert row_state(store, plan.outbox_seq) == "done" and row_state(store, later.outbox_seq) == "done"
+
+
+def test_each_line_points_at_the_basis_it_went_on(store: Store, plans: list[SourcePlan]) -> None:
+    """A delivered item's line and its basis together read back as the item went (record
+    type, op, programme, strand, field names, lawful bases), one basis row per distinct
+    basis; a basis written in a transaction that was rolled back is written again by the
+    next run, never pointed at."""
+    items = [i for p in plans if p.outbox_seq is not None for i in p.items]
+    ledger = Ledger(store)
+    ledger.begin_run()
+    to_send = ledger.prepare(plans)
+
+    class Interrupted(Exception):
+        pass
+
+    with pytest.raises(Interrupted), store.db.transaction():   # its bases go with the rollback
+        ledger.apply_answers(to_send, answers(to_send))
+        raise Interrupted()
+    assert store.db.scalar("SELECT count(*) FROM sent_basis") == 0
+    ledger.begin_run()
+    to_send = ledger.prepare(plans)
+    ledger.apply_answers(to_send, answers(to_send))
+    logged = {r[0]: r[1:] for r in store.db.query(
+        "SELECT idempotency_key, record_type, op, programme, strand, fields, article_6, article_9"
+        " FROM sent_log")}
+    assert set(logged) == {i.key for i in items}
+    for item in items:
+        assert logged[item.key] == (item.record_type, item.op, item.programme, item.strand,
+                                    json.dumps(list(item.field_names)), item.article_6, item.article_9)
+    distinct = {(i.recipient, *logged[i.key]) for i in items}
+    assert store.db.scalar("SELECT count(*) FROM sent_basis") == len(distinct) < len(items)

@@ -1,4 +1,5 @@
-"""Migration 0004: the sync tables, applied on top of 0003 in one transaction."""
+"""Migrations of the sync tables: 0004 adds them on top of 0003 in one transaction; 0011
+splits the sent log into lines and their bases."""
 
 from __future__ import annotations
 
@@ -48,3 +49,59 @@ def test_0004_rolls_back_whole_if_it_fails_part_way(tmp_path: Path) -> None:
         db.migrate(MIGRATIONS[:4])
     assert db.user_version == 3
     assert db.query("SELECT name FROM sqlite_master WHERE name IN ('sync_item', 'sent_log')") == []
+
+
+_SENT_LOG_9 = ("INSERT INTO sent_log (idempotency_key, participant_id, recipient, record_type, record_id,"
+               " version, op, programme, strand, fields, article_6, article_9, one_off_reason, sent_at,"
+               " controller_status) VALUES (?, ?, ?, ?, ?, ?, ?, 'working_well', '', ?, '6(1)(e)', ?, ?,"
+               " '2026-11-21T10:00:00+00:00', ?)")
+
+
+def test_0011_keeps_every_sent_log_line_as_it_reads(tmp_path: Path) -> None:
+    """0011 keeps each line's own values in sent_line and what many lines share once in
+    sent_basis; the view sent_log reads exactly what the table did, line for line and seq
+    for seq, and the sequence carries on past a deleted last line."""
+    db = _at(tmp_path, 10)
+    lines = [  # participant, record type, record, version, recipient, op, fields, article 9, reason, status
+        ("p-1", "contact", "rec-1", 1, "employer", "upsert", '["kind"]', None, "", "accepted"),
+        ("p-1", "contact", "rec-1", 2, "referrer_updates", "upsert", '["kind"]', "9(2)(a)", "", "duplicate"),
+        ("p-1", "contact", "rec-10", 1, "employer", "upsert", '["kind"]', None, "", "accepted"),
+        ("p-2", "contact", "rec-1", 3, "employer", "delete", "[]", None, "", "accepted"),
+        ("p-2", "case_note", "rec-4", 1, "individuals_at_risk", "upsert", '["summary"]', "9(2)(c)",
+         "Synthetic reason: a risk to life", "accepted"),
+        ("p-3", "contact", "rec-5", 1, "employer", "upsert", '["kind"]', None, "", "accepted"),
+    ]
+    with db.transaction() as conn:
+        for participant, record_type, record_id, version, recipient, op, fields, article_9, reason, status in lines:
+            conn.execute(_SENT_LOG_9, (f"{record_id}:{version}:{recipient}", participant, recipient,
+                                       record_type, record_id, version, op, fields, article_9, reason, status))
+        conn.execute("DELETE FROM sent_log WHERE record_id = 'rec-5'")   # the sequence is past it
+    before = db.query("SELECT * FROM sent_log ORDER BY seq")
+    assert db.migrate(MIGRATIONS[:11]) == [11]
+    assert db.query("SELECT * FROM sent_log ORDER BY seq") == before
+    assert db.scalar("SELECT count(*) FROM sent_basis") == 4   # the two employer contact lines share one
+    assert db.integrity_problems() == []
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO sent_line (participant_id, recipient, record_id, version, basis, sent_at,"
+                     " controller_status) VALUES ('p-3', 'employer', 'rec-6', 1, 1, 'now', 'accepted')")
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):   # one line per item key
+            conn.execute("INSERT INTO sent_line (participant_id, recipient, record_id, version, basis, sent_at,"
+                         " controller_status) VALUES ('p-1', 'employer', 'rec-1', 1, 1, 'now', 'accepted')")
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):   # a line keeps its basis
+            conn.execute("INSERT INTO sent_line (participant_id, recipient, record_id, version, basis, sent_at,"
+                         " controller_status) VALUES ('p-3', 'employer', 'rec-7', 1, 99, 'now', 'accepted')")
+    assert db.scalar("SELECT seq FROM sent_log WHERE record_id = 'rec-6'") == 7
+    assert db.scalar("SELECT idempotency_key FROM sent_log WHERE record_id = 'rec-6'") == "rec-6:1:employer"
+    explained = " ".join(str(r) for r in db.query(
+        "EXPLAIN QUERY PLAN SELECT op FROM sent_log WHERE participant_id = 'p-1' AND recipient = 'employer'"))
+    assert "sent_line_item" in explained and "SCAN" not in explained
+
+
+def test_0011_rolls_back_whole_if_it_fails_part_way(tmp_path: Path) -> None:
+    db = _at(tmp_path, 10)
+    db.conn.execute("CREATE TABLE sent_line (x INTEGER)")   # makes 0011 fail half way
+    with pytest.raises(sqlite3.OperationalError):
+        db.migrate(MIGRATIONS[:11])
+    assert db.user_version == 10
+    assert db.query("SELECT name FROM sqlite_master WHERE name = 'sent_basis'") == []
+    assert db.query("SELECT type FROM sqlite_master WHERE name = 'sent_log'") == [("table",)]
