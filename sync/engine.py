@@ -56,7 +56,7 @@ from .ledger import Ledger
 from .projection import PlannedItem, Projector, SourcePlan
 from .transport import ControllerClient, PayloadTooLarge
 from .wire import (
-    InstructionKind, ItemAnswer, PulledReferral, parse_ack, parse_health_limits, parse_instructions,
+    InstructionKind, ItemAnswer, ItemStatus, PulledReferral, parse_ack, parse_health_limits, parse_instructions,
     parse_push_response, parse_referral_page,
 )
 
@@ -162,6 +162,9 @@ class RunOutcome(enum.StrEnum):
 
 
 ProgressCallback = Callable[[Stage, int, int], None]
+
+#: Each answer's status as this run's outcome (a dict lookup: an enum call per item adds up).
+_OUTCOME = {status: Outcome(status.value) for status in ItemStatus}
 
 
 @dataclass(frozen=True)
@@ -400,8 +403,7 @@ class SyncEngine:
                     continue
                 self.ledger.apply_answers(items, answers)
                 self._batches += 1
-                for answer in answers:
-                    self._counts[Outcome(answer.status.value)] += 1
+                self._counts.update(_OUTCOME[answer.status] for answer in answers)
 
     def _keep_answers(self) -> None:
         """When the run stops early: write down the answers already received, if possible."""

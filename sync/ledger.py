@@ -93,6 +93,10 @@ _BASIS_ID_SQL = (
     " AND strand = ? AND fields = ? AND article_6 = ? AND article_9 = ?"
 )
 
+#: Each answer's status as stored (a dict lookup: an enum's ``value`` per item adds up).
+_STATUS_TEXT = {status: status.value for status in ItemStatus}
+_DELIVERED = frozenset({ItemStatus.ACCEPTED.value, ItemStatus.DUPLICATE.value})
+
 #: Answers after which an item is never sent again.
 _FINAL = frozenset({"accepted", "duplicate", "rejected", "conflict"})
 
@@ -309,7 +313,7 @@ class Ledger:
         if len(items) != len(answers):
             raise ValueError("one answer per item is needed")
         with self.db.transaction() as conn:
-            self._apply_many(conn, [(item, answer.status.value, answer.code, answer.reason)
+            self._apply_many(conn, [(item, _STATUS_TEXT[answer.status], answer.code, answer.reason)
                                     for item, answer in zip(items, answers, strict=True)])
 
     def set_aside(self, items: Sequence[PlannedItem], code: str, reason: str) -> None:
@@ -333,7 +337,7 @@ class Ledger:
         closing: list[tuple[tuple[str, int], bool]] = []
         bases = self._bases
         for item, status, code, reason in answered:
-            if status in (ItemStatus.ACCEPTED, ItemStatus.DUPLICATE):
+            if status in _DELIVERED:
                 basis = (item.recipient, item.record_type, item.op, item.programme, item.strand,
                          item.field_names, item.article_6, item.article_9)
                 basis_id = bases.get(basis)
