@@ -267,7 +267,7 @@ def test_0010_outbox_and_audit_log_carry_over_and_keep_their_guarantees(
     outbox = db.query("SELECT * FROM outbox ORDER BY seq")
     pending = db.query("SELECT * FROM participant_pending ORDER BY participant_id")
     assert db.query("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") == [(4,)]
-    assert db.migrate() == [10]
+    assert db.migrate(MIGRATIONS[:10]) == [10]
     assert db.query("SELECT * FROM outbox ORDER BY seq") == outbox
     assert db.query("SELECT * FROM participant_pending ORDER BY participant_id") == pending
     assert "AUTOINCREMENT" not in db.scalar("SELECT sql FROM sqlite_master WHERE name = 'outbox'")
@@ -289,7 +289,7 @@ def test_0010_outbox_and_audit_log_carry_over_and_keep_their_guarantees(
     # after more entries are added.
     db, store = old_store("cut")
     db.conn.execute("DELETE FROM audit_log WHERE seq = 4")
-    assert db.migrate() == [10]
+    assert db.migrate(MIGRATIONS[:10]) == [10]
     assert any("entries were removed from the end" in p for p in store.verify_audit())
     store.save(Participant(given_name="D", family_name="Four"))
     assert "audit entry 4 is missing (next entry is 5)" in store.verify_audit()
