@@ -627,23 +627,21 @@ def _plain_item(raw: Any, matched: _Matched | None = None) -> service.PushItem |
     programme, strand, op = raw["programme"], raw.get("strand", ""), raw["op"]
     fields = raw.get("fields", None)
     # OPTIONAL_ID_PATTERN is ID_PATTERN or empty, so a strand is checked as "" or an id.
-    # "value in seen or _matches(...)": most values were seen earlier in the batch, and
-    # the membership test alone is cheaper than the call.
     if (
         type(key) is not str or len(key) > 300
         or type(record_type) is not str
-        or not (record_type in types or _matches(_RECORD_TYPE, record_type, types))
+        or not _matches(_RECORD_TYPE, record_type, types)
         or type(record_id) is not str
-        or not (record_id in ids or _matches(_ITEM_ID, record_id, ids))
+        or not _matches(_ITEM_ID, record_id, ids)
         or type(version) is not int or not 1 <= version <= 2**62
         or type(recipient) is not str
-        or not (recipient in ids or _matches(_ITEM_ID, recipient, ids))
+        or not _matches(_ITEM_ID, recipient, ids)
         or type(participant_id) is not str
-        or not (participant_id in ids or _matches(_ITEM_ID, participant_id, ids))
+        or not _matches(_ITEM_ID, participant_id, ids)
         or type(programme) is not str
-        or not (programme in ids or _matches(_ITEM_ID, programme, ids))
+        or not _matches(_ITEM_ID, programme, ids)
         or type(strand) is not str
-        or not (strand == "" or strand in ids or _matches(_ITEM_ID, strand, ids))
+        or not (strand == "" or _matches(_ITEM_ID, strand, ids))
         or type(op) is not str or op not in _OPS
     ):
         return None

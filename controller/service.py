@@ -329,8 +329,7 @@ def check_item(item: PushItem) -> ItemResult | None:
     once per profile set (:func:`_rule`); the rest is checked on each item, in the order
     below, so the first rule broken is the one answered.
     """
-    # idempotency_key(), written out: this runs once per pushed item.
-    if item.idempotency_key != f"{item.record_id}:{item.version}:{item.recipient}":
+    if item.idempotency_key != idempotency_key(item.record_id, item.version, item.recipient):
         return _rejected(
             item,
             "idempotency_key_mismatch",

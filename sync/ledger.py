@@ -36,7 +36,7 @@ from keyworker_app.records import RECORD_TYPE_BY_NAME
 from keyworker_app.store.database import Connection
 from keyworker_app.store.store import Store
 
-from .projection import HeldItem, PlannedItem, SourcePlan, json_values
+from .projection import HeldItem, PlannedItem, SourcePlan, idempotency_key, json_values
 from .wire import ItemAnswer, ItemStatus
 
 
@@ -265,9 +265,8 @@ class Ledger:
             f"SELECT idempotency_key, status FROM sync_item WHERE idempotency_key IN {_JSON_LIST}",
             (json_values([i.key for i in items]),)).fetchall()}
         # Sent-log lines are indexed by what the key is made of (migrations 0009, 0011).
-        found.update((r[0], r[1]) for r in conn.execute(
-            "SELECT s.record_id || ':' || s.version || ':' || s.recipient, s.controller_status"
-            " FROM json_each(?) AS j"
+        found.update((idempotency_key(r[0], r[1], r[2]), r[3]) for r in conn.execute(
+            "SELECT s.record_id, s.version, s.recipient, s.controller_status FROM json_each(?) AS j"
             " CROSS JOIN sent_line AS s ON s.participant_id = json_extract(j.value, '$[0]')"
             " AND s.recipient = json_extract(j.value, '$[1]')"
             " AND s.record_id = json_extract(j.value, '$[2]')"
