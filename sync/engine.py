@@ -13,11 +13,11 @@ raises for something a person can meet: the failure is in :attr:`SyncResult.erro
 * PUSHING: pending outbox rows in chunks (growing: small first, so sending starts soon,
   then larger, for fewer transactions); each chunk projected (:mod:`sync.projection`),
   recorded (:meth:`Ledger.prepare`), then sent in batches bounded by count and bytes, each
-  body gzip-compressed; each batch's answers checked whole (:mod:`sync.wire`) and applied in
-  one transaction (with the next chunk's record, when one follows). A batch the controller
-  finds too large is split in two. A sender thread posts the batches while this thread
-  projects the next chunk (see :meth:`SyncEngine._push`). Then the one-off shares the
-  keyworker asked for.
+  body gzip-compressed; each batch's answers checked whole (:mod:`sync.wire`) and written
+  down, many batches' in one transaction. A batch the controller finds too large is split
+  in two. A sender thread posts the batches and a writer thread writes their answers down
+  while this thread projects the next chunk (see :meth:`SyncEngine._push`). Then the
+  one-off shares the keyworker asked for.
 * PULLING_REFERRALS: pages of referrals for this keyworker become Participant and Referral
   records (one transaction per page, never twice for one controller referral), then acked.
 * PULLING_INSTRUCTIONS: ``revoke`` locks and purges this laptop's data; ``lock`` locks it.
@@ -119,6 +119,9 @@ _WRITE_EVERY = 8000
 #: A batch's items and the controller's answers (None: one item too large to send).
 _Answered = tuple[list[PlannedItem], "Sequence[ItemAnswer] | None"]
 
+#: What one group of answers written down adds to the run's figures: outcomes, and batches.
+_Written = tuple["Counter[Outcome]", int]
+
 
 @dataclass(frozen=True)
 class _InFlight:
@@ -129,6 +132,15 @@ class _InFlight:
     targets: frozenset[tuple[str, str] | str]   # (participant id, recipient) and participant id
                                                 # of each of its items
     size: int = 0
+
+
+@dataclass(frozen=True)
+class _Writing:
+    """A group of answers handed to the writer: its future, and what it is about."""
+
+    future: Future[_Written]
+    keys: frozenset[str]
+    targets: frozenset[tuple[str, str] | str]
 
 
 class Stage(enum.StrEnum):
@@ -314,32 +326,39 @@ class SyncEngine:
     # -- PUSHING ----------------------------------------------------------------------
 
     def _push(self) -> None:
-        # Sending overlaps with projecting. One sender thread posts the batches, in order,
-        # and only talks HTTP; this thread projects and records the next chunk meanwhile,
-        # and writes the answers that have come back in the same transaction as the next
-        # chunk's plans (fewer, larger transactions: the store encrypts every page a
-        # transaction touches). Chunks grow from SyncConfig.outbox_chunk to
-        # outbox_chunk_max, and up to _MAX_IN_FLIGHT batches (a whole chunk) are handed
-        # over at a time, so the controller always has the last chunk to store while this
-        # thread prepares the next. What a chunk holds back is committed before its batches
-        # are handed over; what they carry is written only when answered (see sync.ledger).
-        # Each decision still sees what it would if sending and projecting took turns:
-        # recording a chunk treats the items in flight as answered (Ledger.prepare), and
-        # before a participant's sent log is read (a deletion or a withdrawal notice) every
-        # batch in flight about them (for that recipient, for a notice) is finished and
-        # its answers written.
+        # Sending and writing overlap with projecting. One sender thread posts the batches,
+        # in order, and only talks HTTP; one writer thread writes their answers down, in
+        # order, a group of batches per transaction (fewer, larger transactions: the store
+        # encrypts every page a transaction touches); this thread projects and records the
+        # next chunk meanwhile. The writer is handed the answers back so far once this
+        # thread has read the next chunk's records, so that its writing (mostly in SQLite,
+        # which lets go of Python's lock) runs while this thread projects them. Chunks
+        # grow from SyncConfig.outbox_chunk to outbox_chunk_max, and up to _MAX_IN_FLIGHT
+        # batches (a whole chunk) are handed over at a time, so the controller always has
+        # the last chunk to store while this thread prepares the next. What a chunk holds
+        # back is committed before its batches are handed over; what they carry is written
+        # only when answered (see sync.ledger). Each decision still sees what it would if
+        # sending, writing and projecting took turns: recording a chunk treats the items in
+        # flight or not yet written as answered (Ledger.prepare), and before a
+        # participant's sent log is read (a deletion or a withdrawal notice) every batch in
+        # flight about them (for that recipient, for a notice) is finished and every
+        # answer back so far written.
         with fewer_collections():
             self._push_pipelined()
 
     def _push_pipelined(self) -> None:
-        projector = Projector(self.store, self._profiles, self._today, before_history=self._settle_for)
+        projector = Projector(self.store, self._profiles, self._today, before_history=self._settle_for,
+                              after_reading=self._hand_over)
         self.ledger.begin_run()
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyworker-sync-push")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyworker-sync-write")
         self._in_flight: deque[_InFlight] = deque()
+        self._writing: deque[_Writing] = deque()
         # How many batches in flight carry items about each (participant, recipient), and
         # about each participant: what _settle_for asks for every notice and deletion.
         self._flying: Counter[tuple[str, str] | str] = Counter()
         self._answered: list[_Answered] = []
+        self._answered_keys: set[str] = set()
         self._answered_targets: set[tuple[str, str] | str] = set()
         self._stopping = False
         try:
@@ -352,6 +371,7 @@ class SyncEngine:
         finally:
             self._stopping = True
             self._sender.shutdown(wait=True, cancel_futures=True)
+            self._writer.shutdown(wait=True)
 
     def _push_all(self, projector: Projector) -> None:
         one_offs = self.ledger.pending_one_offs()
@@ -388,27 +408,53 @@ class SyncEngine:
         flight = self._in_flight.popleft()
         self._flying.subtract(flight.targets)
         self._answered.extend(flight.future.result())   # the sender's failure stops the run
+        self._answered_keys |= flight.keys
         self._answered_targets |= flight.targets
 
-    def _write_answers(self) -> None:
-        """Write down every answer kept so far (in the caller's transaction, if any)."""
+    def _hand_over(self) -> None:
+        """Give the writer every answer kept so far, to write down in one transaction."""
+        if not self._answered:
+            return
         answered, self._answered = self._answered, []
-        self._answered_targets = set()
+        self._writing.append(_Writing(self._writer.submit(self._write_answers, answered),
+                                      frozenset(self._answered_keys), frozenset(self._answered_targets)))
+        self._answered_keys, self._answered_targets = set(), set()
+
+    def _write_answers(self, answered: list[_Answered]) -> _Written:
+        """In the writer thread: write these answers down, in one transaction; what they
+        add to the run's figures (counted by the caller, in its own thread)."""
+        counts: Counter[Outcome] = Counter()
+        batches = 0
         with self.store.db.transaction():
             for items, answers in answered:
                 if answers is None:
                     self.ledger.set_aside(items, "item_too_large",
                                           "This item is larger than the controller accepts.")
-                    self._counts[Outcome.REJECTED] += 1
+                    counts[Outcome.REJECTED] += 1
                     continue
                 self.ledger.apply_answers(items, answers)
-                self._batches += 1
-                self._counts.update(_OUTCOME[answer.status] for answer in answers)
+                batches += 1
+                counts.update(_OUTCOME[answer.status] for answer in answers)
+        return counts, batches
+
+    def _written(self, wait: bool) -> None:
+        """Count what the writer has finished, oldest first: all of it (``wait``), or what
+        is done already. A write that failed stops the run with its error."""
+        while self._writing and (wait or self._writing[0].future.done()):
+            counts, batches = self._writing[0].future.result()
+            self._writing.popleft()
+            self._counts.update(counts)
+            self._batches += batches
+
+    def _write_all(self) -> None:
+        """Every answer back so far written down before this returns."""
+        self._hand_over()
+        self._written(wait=True)
 
     def _keep_answers(self) -> None:
         """When the run stops early: write down the answers already received, if possible."""
         try:
-            self._write_answers()
+            self._write_all()
         except Exception as exc:  # noqa: BLE001 - the run's own failure is what gets reported
             # Not written means still pending: they are sent again next run and answered
             # "duplicate". Nothing is lost and nothing is stored twice.
@@ -425,8 +471,8 @@ class SyncEngine:
         while self._in_flight:
             self._reap()
             if self._in_flight and sum(len(items) for items, _ in self._answered) >= _WRITE_EVERY:
-                self._write_answers()
-        self._write_answers()
+                self._hand_over()
+        self._write_all()
 
     def _settle_for(self, participant_id: str, recipient: str | None = None) -> None:
         """Finish the batches in flight that carry items about ``participant_id`` (for
@@ -434,11 +480,12 @@ class SyncEngine:
         answer back so far: what the sent log would show had each batch been finished and
         written before the next was projected."""
         target: tuple[str, str] | str = participant_id if recipient is None else (participant_id, recipient)
-        if target not in self._answered_targets and self._flying[target] <= 0:
+        if (target not in self._answered_targets and self._flying[target] <= 0
+                and not any(target in writing.targets for writing in self._writing)):
             return
         while self._flying[target] > 0:
             self._reap()
-        self._write_answers()
+        self._write_all()
 
     def _send_plans(self, plans: Sequence[SourcePlan], projected_before: int = 0) -> None:
         for plan in plans:
@@ -447,10 +494,12 @@ class SyncEngine:
                 self._counts[Outcome.HELD_BACK] += 1
         while self._in_flight and self._in_flight[0].future.done():
             self._reap()
+        self._written(wait=False)
+        # Answered but not written down yet counts as answered, as in flight does.
         in_flight = [key for flight in self._in_flight for key in flight.keys]
-        with self.store.db.transaction():
-            self._write_answers()
-            items = self.ledger.prepare(plans, in_flight=in_flight, projected_before=projected_before)
+        in_flight.extend(self._answered_keys)
+        in_flight.extend(key for writing in self._writing for key in writing.keys)
+        items = self.ledger.prepare(plans, in_flight=in_flight, projected_before=projected_before)
         batch: list[PlannedItem] = []
         encoded: list[bytes] = []
         size = 0

@@ -302,6 +302,7 @@ class Projector:
         profiles: Mapping[str, SharingProfile] | None = None,
         today: date | None = None,
         before_history: Callable[[str, str | None], object] | None = None,
+        after_reading: Callable[[], object] | None = None,
     ) -> None:
         self.store = store
         self.profiles = load_sharing_profiles() if profiles is None else profiles
@@ -310,6 +311,9 @@ class Projector:
         # their sent log is read (a deletion or a withdrawal notice depends on it): the
         # engine writes down the answers to batches about them still on their way first.
         self._before_history = before_history or (lambda participant_id, recipient: None)
+        # Called by plan_many once it has read a chunk's records, before projecting them:
+        # the engine lets its writer have the store then.
+        self._after_reading = after_reading or (lambda: None)
         self._participants: dict[str, Participant | None] = {}
         self._consents: dict[str, list[Consent]] = {}
         self._profiles_for: dict[tuple[str, str], list[SharingProfile]] = {}
@@ -361,6 +365,7 @@ class Projector:
         """
         try:
             self._preload(rows)
+            self._after_reading()
             return [self.plan(row) for row in rows]
         finally:
             self._bulk = False

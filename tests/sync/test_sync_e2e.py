@@ -366,3 +366,84 @@ def test_consents_withdrawn_during_a_pipelined_run_notify_exactly_where_data_wen
     assert expected, "some withdrawn consents' recipients must have had data in this run"
     notices = controller_json(controller, "withdrawals")
     assert sorted((n["recipient"], n["participant_id"]) for n in notices) == expected
+
+
+def test_answers_are_written_down_by_the_writer_thread(
+    enrolled: tuple[Any, Laptop], monkeypatch: Any
+) -> None:
+    """The engine's own thread projects and records; the answers that come back are
+    written down by one writer thread (so that the store's encryption and commits run
+    beside the projecting), and every one of them is, exactly once."""
+    import threading
+
+    from sync.engine import SyncConfig
+    from sync.ledger import Ledger
+
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(5, seed=21))
+    writers: list[str] = []
+    apply_answers = Ledger.apply_answers
+
+    def recording(self: Ledger, items: Any, answers: Any) -> None:
+        writers.append(threading.current_thread().name)
+        apply_answers(self, items, answers)
+
+    monkeypatch.setattr(Ledger, "apply_answers", recording)
+    with laptop.opened() as store:
+        client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
+        config = SyncConfig(outbox_chunk=8, outbox_chunk_max=32, max_batch_items=4)
+        result = SyncEngine(store, client, config).run()
+        client.close()
+        assert store.outbox_count("pending") == 0
+    assert result.outcome is RunOutcome.OK
+    assert len(writers) == result.batches > 10
+    assert {name.split("_")[0] for name in writers} == {"keyworker-sync-write"}
+    received = controller_json(controller, "records")
+    assert sorted(r["idempotency_key"] for r in received) == sorted(row[0] for row in sent_log(laptop))
+    assert result.counts[Outcome.ACCEPTED] == len(received)
+
+
+def test_a_write_that_fails_stops_the_run_and_the_next_run_loses_nothing(
+    enrolled: tuple[Any, Laptop], monkeypatch: Any
+) -> None:
+    """The writer thread's failure (here a full disk, which a test cannot make for real, so
+    the third write raises what SQLite raises then) stops the run with that error. What
+    was written stays written, the rest stays pending, and the next run sends it again:
+    the controller answers "duplicate" for what it already held, and holds each item once."""
+    import sqlcipher3  # type: ignore[import-untyped]
+
+    from sync.engine import SyncConfig
+    from sync.ledger import Ledger
+
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(5, seed=22))
+    calls: list[int] = []
+    apply_answers = Ledger.apply_answers
+
+    def failing(self: Ledger, items: Any, answers: Any) -> None:
+        calls.append(len(items))
+        if len(calls) == 3:
+            raise sqlcipher3.OperationalError("database or disk is full")
+        apply_answers(self, items, answers)
+
+    config = SyncConfig(outbox_chunk=8, outbox_chunk_max=32, max_batch_items=4)
+    with laptop.opened() as store:
+        client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
+        with monkeypatch.context() as patch:
+            patch.setattr(Ledger, "apply_answers", failing)
+            try:
+                SyncEngine(store, client, config).run()
+            except sqlcipher3.OperationalError as exc:
+                assert "disk is full" in str(exc)
+            else:
+                raise AssertionError("the writer's failure must stop the run")
+        assert store.outbox_count("pending") > 0
+        assert store.check() == []
+        result = SyncEngine(store, client, config).run()
+        client.close()
+        assert store.outbox_count("pending") == 0
+        assert store.db.scalar("SELECT count(*) FROM sync_item WHERE status = 'pending'") == 0
+    assert result.outcome is RunOutcome.OK and result.counts[Outcome.DUPLICATE] > 0
+    received = controller_json(controller, "records")
+    assert len({r["idempotency_key"] for r in received}) == len(received)
+    assert sorted(r["idempotency_key"] for r in received) == sorted(row[0] for row in sent_log(laptop))
