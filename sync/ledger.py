@@ -258,21 +258,39 @@ class Ledger:
     def _statuses(conn: Connection, items: Sequence[PlannedItem | HeldItem]) -> dict[str, str]:
         """What the ledger already holds for these items, by key: ``accepted``/``duplicate``
         from the sent log, else the ``sync_item`` status (``held_back``, ``rejected``,
-        ``conflict``; ``pending`` in a store written before late 2026)."""
+        ``conflict``; ``pending`` in a store written before late 2026).
+
+        Only the items of participants with anything in either table are looked up: one
+        index probe per participant first, which for people never sent anything yet (a
+        first sync, new referrals) saves a probe per item.
+        """
         if not items:
             return {}
-        found = {r[0]: r[1] for r in conn.execute(
-            f"SELECT idempotency_key, status FROM sync_item WHERE idempotency_key IN {_JSON_LIST}",
-            (json_values([i.key for i in items]),)).fetchall()}
-        # Sent-log lines are indexed by what the key is made of (migrations 0009, 0011).
-        found.update((idempotency_key(r[0], r[1], r[2]), r[3]) for r in conn.execute(
-            "SELECT s.record_id, s.version, s.recipient, s.controller_status FROM json_each(?) AS j"
-            " CROSS JOIN sent_line AS s ON s.participant_id = json_extract(j.value, '$[0]')"
-            " AND s.recipient = json_extract(j.value, '$[1]')"
-            " AND s.record_id = json_extract(j.value, '$[2]')"
-            " AND s.version = json_extract(j.value, '$[3]')",
-            (json_values([(i.participant_id, i.recipient, i.record_id, i.version) for i in items]),)
-        ).fetchall())
+        held: set[str] = set()
+        sent: set[str] = set()
+        for person, in_sync_items, in_sent_log in conn.execute(
+                "SELECT value, EXISTS (SELECT 1 FROM sync_item WHERE participant_id = value),"
+                " EXISTS (SELECT 1 FROM sent_line WHERE participant_id = value) FROM json_each(?)",
+                (json_values(sorted({i.participant_id for i in items})),)).fetchall():
+            if in_sync_items:
+                held.add(person)
+            if in_sent_log:
+                sent.add(person)
+        found: dict[str, str] = {}
+        if held:
+            found.update((r[0], r[1]) for r in conn.execute(
+                f"SELECT idempotency_key, status FROM sync_item WHERE idempotency_key IN {_JSON_LIST}",
+                (json_values([i.key for i in items if i.participant_id in held]),)).fetchall())
+        if sent:
+            # Sent-log lines are indexed by what the key is made of (migrations 0009, 0011).
+            found.update((idempotency_key(r[0], r[1], r[2]), r[3]) for r in conn.execute(
+                "SELECT s.record_id, s.version, s.recipient, s.controller_status FROM json_each(?) AS j"
+                " CROSS JOIN sent_line AS s ON s.participant_id = json_extract(j.value, '$[0]')"
+                " AND s.recipient = json_extract(j.value, '$[1]')"
+                " AND s.record_id = json_extract(j.value, '$[2]')"
+                " AND s.version = json_extract(j.value, '$[3]')",
+                (json_values([(i.participant_id, i.recipient, i.record_id, i.version)
+                              for i in items if i.participant_id in sent]),)).fetchall())
         return found
 
     def _requeue(self, conn: Connection, participant_id: str, reasons: Iterable[Any],

@@ -172,9 +172,27 @@ def test_delivered_items_are_found_through_the_sent_log_index(store: Store, plan
         assert ledger.prepare([plan]) == []   # everything in it is delivered already
     finally:
         store.db.conn.set_trace_callback(None)
-    (lookup,) = [s for s in statements if "FROM json_each" in s and "sent_line" in s]
+    people, lookup = [s for s in statements if "FROM json_each" in s and "sent_line" in s]
     explained = " ".join(str(r) for r in store.db.query("EXPLAIN QUERY PLAN " + lookup))
     assert "SEARCH s USING INDEX sent_line_item" in explained and "SCAN s" not in explained
+    # First, whether each participant has any line at all: one probe each.
+    explained = " ".join(str(r) for r in store.db.query("EXPLAIN QUERY PLAN " + people))
+    assert "USING COVERING INDEX sent_line_item" in explained and "SCAN sent_line" not in explained
+
+
+def test_items_of_people_never_sent_anything_are_not_looked_up_one_by_one(
+        store: Store, plans: list[SourcePlan]) -> None:
+    """A first sync: nobody in the chunk has a sent-log line or a sync item, so the ledger
+    asks once per participant and never item by item."""
+    plan = a_plan_with_items(plans)
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        to_send = Ledger(store).prepare([plan])
+    finally:
+        store.db.conn.set_trace_callback(None)
+    assert [i.key for i in to_send] == [i.key for i in plan.items]
+    assert [s for s in statements if "CROSS JOIN sent_line" in s or "idempotency_key IN" in s] == []
 
 
 def test_an_item_held_by_one_row_and_sent_by_a_later_row_of_the_chunk_is_not_left_held(
