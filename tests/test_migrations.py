@@ -278,7 +278,10 @@ def test_0010_outbox_and_audit_log_carry_over_and_keep_their_guarantees(
         "outbox_pending", "outbox_pending_insert", "outbox_pending_update", "outbox_pending_delete",
         "outbox_seq_kept", "outbox_seq_never_reused"}
     assert db.query("SELECT seq FROM audit_log WHERE chain_end = 1") == [(4,)]
-    assert store.get_meta("audit_head") == "" and store.verify_audit() == [] and db.integrity_problems() == []
+    assert store.get_meta("audit_head") == ""
+    # Today's Store reads the audit log as later migrations leave it.
+    db.migrate()
+    assert store.verify_audit() == [] and db.integrity_problems() == []
     # Saving carries on: the outbox's next seq is past the one deleted, the chain from entry 4.
     c = store.save(Participant(given_name="C", family_name="Three"))
     assert db.query("SELECT seq FROM outbox WHERE record_id = ?", (c.id,)) == [(5,)]
@@ -290,6 +293,7 @@ def test_0010_outbox_and_audit_log_carry_over_and_keep_their_guarantees(
     db, store = old_store("cut")
     db.conn.execute("DELETE FROM audit_log WHERE seq = 4")
     assert db.migrate(MIGRATIONS[:10]) == [10]
+    db.migrate()
     assert any("entries were removed from the end" in p for p in store.verify_audit())
     store.save(Participant(given_name="D", family_name="Four"))
     assert "audit entry 4 is missing (next entry is 5)" in store.verify_audit()
