@@ -108,3 +108,58 @@ def test_entries_added_after_the_end_are_caught(audited: Store) -> None:
 def test_exactly_one_entry_carries_the_end_mark(audited: Store) -> None:
     marks = audited.db.query("SELECT seq FROM audit_log WHERE chain_end = 1")
     assert marks == [(audited.audit_entries()[0].seq,)]
+
+
+# --- a participant's history: linked entries, not an index (migration 0012) ---------------
+
+def scanned_history(store: Store, participant_id: str) -> list[int]:
+    """A participant's entries found the slow way, by reading the whole log."""
+    return [r[0] for r in store.db.query(
+        "SELECT seq FROM audit_log WHERE participant_id = ? ORDER BY seq DESC", (participant_id,))]
+
+
+def test_a_participants_history_is_every_entry_about_them_newest_first(audited: Store) -> None:
+    first = audited.participants.all()[0]
+    other = audited.save(Participant(given_name="Other", family_name="Person"))
+    audited.audit("export")  # about no participant: between their entries, in no history
+    audited.save(audited.participants.get(first.id).replace(phone="07700 900009"))
+    audited.save(other.replace(phone="07700 900010"))
+    for pid in (first.id, other.id):
+        seqs = [e.seq for e in audited.audit_entries(pid)]
+        assert seqs == scanned_history(audited, pid) and len(seqs) >= 2
+        assert [e.seq for e in audited.audit_entries(pid, limit=2)] == seqs[:2]
+    assert audited.audit_entries("")[0].action == "export"
+    assert audited.verify_audit() == []
+
+
+def test_a_broken_link_in_a_participants_history_is_caught(audited: Store) -> None:
+    pid = audited.participants.all()[0].id
+    newest, older = scanned_history(audited, pid)[:2]
+    # Skipping an entry hides it from the participant's history.
+    raw(audited, "UPDATE audit_log SET participant_prev = participant_prev - 1 WHERE seq = ?", newest)
+    assert older not in [e.seq for e in audited.audit_entries(pid)]
+    assert any(f"audit entry {newest} is not linked" in p for p in audited.verify_audit())
+
+
+def test_a_history_pointed_at_an_older_entry_is_caught(audited: Store) -> None:
+    pid = audited.participants.all()[0].id
+    newest, older = scanned_history(audited, pid)[:2]
+    raw(audited, "UPDATE participant_activity SET last_audit = ? WHERE participant_id = ?", older, pid)
+    assert newest not in [e.seq for e in audited.audit_entries(pid)]
+    assert any("history does not end at their newest audit entry" in p for p in audited.verify_audit())
+
+
+def test_a_link_that_points_forward_cannot_loop(audited: Store) -> None:
+    pid = audited.participants.all()[0].id
+    newest = scanned_history(audited, pid)[0]
+    raw(audited, "UPDATE audit_log SET participant_prev = seq WHERE seq = ?", newest)
+    assert [e.seq for e in audited.audit_entries(pid)] == [newest]
+    assert audited.verify_audit() != []
+
+
+def test_reading_a_participants_history_never_scans_the_log(audited: Store) -> None:
+    pid = audited.participants.all()[0].id
+    plan = " | ".join(str(r[-1]) for r in audited.db.query(
+        "EXPLAIN QUERY PLAN " + audit._HISTORY, {"pid": pid, "limit": 10}))
+    assert "SCAN a" not in plan and "SCAN audit_log" not in plan, plan
+    assert "SCAN participant_activity" not in plan, plan

@@ -278,7 +278,10 @@ def test_0010_outbox_and_audit_log_carry_over_and_keep_their_guarantees(
         "outbox_pending", "outbox_pending_insert", "outbox_pending_update", "outbox_pending_delete",
         "outbox_seq_kept", "outbox_seq_never_reused"}
     assert db.query("SELECT seq FROM audit_log WHERE chain_end = 1") == [(4,)]
-    assert store.get_meta("audit_head") == "" and store.verify_audit() == [] and db.integrity_problems() == []
+    assert store.get_meta("audit_head") == ""
+    # Today's Store reads the audit log as later migrations leave it.
+    db.migrate()
+    assert store.verify_audit() == [] and db.integrity_problems() == []
     # Saving carries on: the outbox's next seq is past the one deleted, the chain from entry 4.
     c = store.save(Participant(given_name="C", family_name="Three"))
     assert db.query("SELECT seq FROM outbox WHERE record_id = ?", (c.id,)) == [(5,)]
@@ -290,6 +293,7 @@ def test_0010_outbox_and_audit_log_carry_over_and_keep_their_guarantees(
     db, store = old_store("cut")
     db.conn.execute("DELETE FROM audit_log WHERE seq = 4")
     assert db.migrate(MIGRATIONS[:10]) == [10]
+    db.migrate()
     assert any("entries were removed from the end" in p for p in store.verify_audit())
     store.save(Participant(given_name="D", family_name="Four"))
     assert "audit entry 4 is missing (next entry is 5)" in store.verify_audit()
@@ -318,3 +322,72 @@ def test_outbox_seq_is_never_used_twice(tmp_path: Path) -> None:
     store.save(people[2].replace(phone="07700 900002"))
     assert [r[0] for r in db.query("SELECT seq FROM outbox")] == [6]
     assert dict(db.query("SELECT participant_id, pending FROM participant_pending")) == {people[2].id: 1}
+
+
+def test_0012_pending_counts_and_audit_histories_carry_over_into_one_row_per_participant(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0012 moves the pending counts and the audit log's participant index into one row per
+    participant plus a link on each entry: every count and every participant's history
+    carries over, the chain still verifies, and saving afterwards goes on linking."""
+    from keyworker_app.records import Participant
+    from keyworker_app.store import audit
+    from keyworker_app.store.store import Store
+
+    db = plain_db(tmp_path)
+    db.migrate(MIGRATIONS[:11])
+    store = Store(db, "KW-1")
+
+    def append(conn: object, actor: str, action: str, record_type: str = "", record_id: str = "",
+               participant_id: str = "", detail: object = None, at: str | None = None, *, db: Database) -> int:
+        # As 0010 and 0011 wrote entries: the mark on the last, no participant link.
+        row = db.conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, audit.GENESIS)
+        at = "2026-11-20T10:00:00+00:00"
+        digest = audit.entry_hash(prev, seq, at, actor, action, record_type, record_id, participant_id, "{}")
+        db.conn.execute("UPDATE audit_log SET chain_end = 0 WHERE chain_end = 1")
+        db.conn.execute("INSERT INTO audit_log (seq, at, actor, action, record_type, record_id, participant_id,"
+                        " detail, prev_hash, hash, chain_end) VALUES (?,?,?,?,?,?,?,'{}',?,?,1)",
+                        (seq, at, actor, action, record_type, record_id, participant_id, prev, digest))
+        if seq == 1:
+            db.conn.execute("INSERT INTO meta (key, value) VALUES ('audit_start', ?)", (digest,))
+        return seq
+
+    with monkeypatch.context() as patched:
+        patched.setattr(audit, "append", append)
+        a = store.save(Participant(given_name="A", family_name="One"))
+        b = store.save(Participant(given_name="B", family_name="Two"))
+        store.audit("export")  # about no participant
+        a = store.save(a.replace(phone="07700 900001"))
+        c = store.save(Participant(given_name="C", family_name="Three"))
+        b = store.save(b.replace(phone="07700 900002"))
+    with db.transaction() as conn:  # C's change was sent: C has nothing pending
+        conn.execute("UPDATE outbox SET state = 'done' WHERE participant_id = ?", (c.id,))
+
+    def histories() -> dict[str, list[int]]:
+        return {p.id: [r[0] for r in db.query("SELECT seq FROM audit_log WHERE participant_id = ?"
+                                              " ORDER BY seq DESC", (p.id,))] for p in (a, b, c)}
+
+    pending = db.query("SELECT participant_id, pending FROM participant_pending ORDER BY participant_id")
+    before = histories()
+    assert before == {a.id: [4, 1], b.id: [6, 2], c.id: [5]}
+    assert db.migrate(MIGRATIONS[:12]) == [12]
+
+    assert db.query("SELECT participant_id, pending FROM participant_pending ORDER BY participant_id") == pending
+    assert {p.id: [e.seq for e in store.audit_entries(p.id)] for p in (a, b, c)} == before
+    assert dict(db.query("SELECT participant_id, last_audit FROM participant_activity")) == {
+        a.id: 4, b.id: 6, c.id: 5}
+    assert db.query("SELECT name FROM sqlite_master WHERE name IN ('audit_by_participant', 'participant_pending')"
+                    " AND type IN ('index', 'table')") == []
+    assert store.verify_audit() == [] and db.integrity_problems() == []
+    assert store.outbox_count() == 4  # A's two saves and B's two; C's was sent
+
+    # Saving carries on linking each participant's entries, and the counts follow the outbox.
+    store.save(c.replace(phone="07700 900003"))
+    store.save(a.replace(phone="07700 900004"))
+    assert [e.seq for e in store.audit_entries(c.id)] == [7, 5]
+    assert [e.seq for e in store.audit_entries(a.id)] == [8, 4, 1]
+    assert dict(db.query("SELECT participant_id, pending FROM participant_pending")) == {a.id: 3, b.id: 2, c.id: 1}
+    with db.transaction() as conn:
+        conn.execute("UPDATE outbox SET state = 'done' WHERE participant_id != ?", (c.id,))
+    assert dict(db.query("SELECT participant_id, pending FROM participant_pending")) == {c.id: 1}
+    assert store.outbox_count() == 1 and store.verify_audit() == []

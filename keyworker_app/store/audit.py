@@ -10,6 +10,12 @@ field names and ids only, never the values a person typed.
 
 The mark lives on the entry rather than in a row of its own because the entry's page is
 written anyway: an edit seals (encrypts and authenticates) one page fewer.
+
+A participant's entries are found by links rather than an index (migration 0012): each entry
+about a participant names the one before it about them (``participant_prev``), and their row
+in ``participant_activity`` names the newest (``last_audit``, moved by a trigger). That row
+also holds their pending outbox count, so an edit writes one per-participant page, not two.
+Verification checks every link and every ``last_audit``, so a history cut short is caught.
 """
 
 from __future__ import annotations
@@ -94,10 +100,14 @@ def append(conn: Connection, actor: str, action: str, record_type: str = "", rec
     at = at or utcnow().isoformat()
     detail_json = json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     digest = entry_hash(prev, seq, at, actor, action, record_type, record_id, participant_id, detail_json)
+    # participant_prev: the newest entry about the same participant so far (none for an
+    # entry about no participant, as participant_activity has no row for '').
     conn.execute(
         "INSERT INTO audit_log (seq, at, actor, action, record_type, record_id, participant_id,"
-        " detail, prev_hash, hash, chain_end) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
-        (seq, at, actor, action, record_type, record_id, participant_id, detail_json, prev, digest),
+        " detail, prev_hash, hash, chain_end, participant_prev) VALUES (?,?,?,?,?,?,?,?,?,?,1,"
+        " (SELECT last_audit FROM participant_activity WHERE participant_id = ?))",
+        (seq, at, actor, action, record_type, record_id, participant_id, detail_json, prev, digest,
+         participant_id),
     )
     if seq == 1:
         # Never fails a save: an anchor already there (which cannot match) stays, and verify
@@ -122,13 +132,17 @@ def verify(db: Database) -> list[str]:
     with db.lock:
         rows = db.conn.execute(
             "SELECT seq, at, actor, action, record_type, record_id, participant_id, detail,"
-            " prev_hash, hash, chain_end FROM audit_log ORDER BY seq"
+            " prev_hash, hash, chain_end, participant_prev FROM audit_log ORDER BY seq"
         ).fetchall()
         start = db.conn.execute("SELECT value FROM meta WHERE key = ?", (START_KEY,)).fetchone()
+        last_audit = dict(db.conn.execute(
+            "SELECT participant_id, last_audit FROM participant_activity WHERE last_audit IS NOT NULL"
+        ).fetchall())
         # Entries this thread's own open transaction wrote keep their marks until it commits.
         first_own = db.transaction_state.get(FIRST_KEY) or (rows[-1][0] + 1 if rows else 1)
+    newest: dict[str, int] = {}  # participant id -> their newest entry so far
     for row in rows:
-        seq, at, actor, action, rtype, rid, pid, detail, prev_hash, digest, chain_end = row
+        seq, at, actor, action, rtype, rid, pid, detail, prev_hash, digest, chain_end, pid_prev = row
         if seq != expected_seq:
             problems.append(f"audit entry {expected_seq} is missing (next entry is {seq})")
         if prev_hash != prev:
@@ -140,8 +154,17 @@ def verify(db: Database) -> list[str]:
         if chain_end and seq != rows[-1][0] and seq < first_own:
             problems.append(f"audit entry {seq} was the last written but entries follow it "
                             "(entries were added around the app)")
+        if pid:
+            if pid_prev != newest.get(pid):
+                problems.append(f"audit entry {seq} is not linked to the entry before it about the "
+                                "same participant (their history was altered)")
+            newest[pid] = seq
         expected_seq, prev = seq + 1, digest
-    if rows and not rows[-1][-1]:
+    for pid in newest.keys() | last_audit.keys():
+        if newest.get(pid) != last_audit.get(pid):
+            problems.append(f"participant {pid}'s history does not end at their newest audit entry "
+                            f"({newest.get(pid)}; the history was altered)")
+    if rows and not rows[-1][10]:
         problems.append(f"the audit log ends at entry {rows[-1][0]} but later entries were written "
                         "(entries were removed from the end or the log was replaced)")
     if not rows and start is not None:
@@ -150,14 +173,31 @@ def verify(db: Database) -> list[str]:
     return problems
 
 
+_COLUMNS = "seq, at, actor, action, record_type, record_id, participant_id, detail, prev_hash, hash"
+
+#: A participant's entries, newest first: their newest, then each entry's link to the one
+#: before it. A link must point back (so a damaged one cannot loop) to an entry about the
+#: same participant.
+_HISTORY = f"""
+WITH RECURSIVE history(seq) AS (
+    SELECT last_audit FROM participant_activity WHERE participant_id = :pid
+    UNION ALL
+    SELECT a.participant_prev FROM audit_log AS a JOIN history AS h ON a.seq = h.seq
+    WHERE a.participant_prev < a.seq AND a.participant_id = :pid
+    LIMIT :limit
+)
+SELECT {', '.join('a.' + c for c in _COLUMNS.split(', '))}
+FROM history AS h JOIN audit_log AS a ON a.seq = h.seq
+WHERE a.participant_id = :pid ORDER BY a.seq DESC"""
+
+
 def entries(db: Database, participant_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:
     """Newest first; for one participant when ``participant_id`` is given."""
-    sql = ("SELECT seq, at, actor, action, record_type, record_id, participant_id, detail, prev_hash, hash"
-           " FROM audit_log")
-    params: tuple[Any, ...] = ()
-    if participant_id is not None:
-        sql += " WHERE participant_id = ?"
-        params = (participant_id,)
-    sql += " ORDER BY seq DESC LIMIT ?"
-    rows = db.query(sql, params + (limit,))
+    if participant_id:
+        rows = db.query(_HISTORY, {"pid": participant_id, "limit": limit})
+    elif participant_id is None:
+        rows = db.query(f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT ?", (limit,))
+    else:  # entries about no participant: not linked, and rarely asked for
+        rows = db.query(f"SELECT {_COLUMNS} FROM audit_log WHERE participant_id = '' ORDER BY seq DESC"
+                        " LIMIT ?", (limit,))
     return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8], r[9]) for r in rows]
