@@ -361,6 +361,7 @@ class SyncEngine:
         self._answered_keys: set[str] = set()
         self._answered_targets: set[tuple[str, str] | str] = set()
         self._stopping = False
+        self._write_failed = False
         try:
             self._push_all(projector)
         except BaseException:
@@ -425,16 +426,26 @@ class SyncEngine:
         add to the run's figures (counted by the caller, in its own thread)."""
         counts: Counter[Outcome] = Counter()
         batches = 0
-        with self.store.db.transaction():
-            for items, answers in answered:
-                if answers is None:
-                    self.ledger.set_aside(items, "item_too_large",
-                                          "This item is larger than the controller accepts.")
-                    counts[Outcome.REJECTED] += 1
-                    continue
-                self.ledger.apply_answers(items, answers)
-                batches += 1
-                counts.update(_OUTCOME[answer.status] for answer in answers)
+        if self._write_failed:
+            # Nothing after a failed write: the ledger counts down what each outbox row
+            # waits for as it writes, and a rolled-back group's count-down is not undone,
+            # so a later group could close a row whose answers were never written. The
+            # run stops; the next one starts its counts afresh.
+            return counts, batches
+        try:
+            with self.store.db.transaction():
+                for items, answers in answered:
+                    if answers is None:
+                        self.ledger.set_aside(items, "item_too_large",
+                                              "This item is larger than the controller accepts.")
+                        counts[Outcome.REJECTED] += 1
+                        continue
+                    self.ledger.apply_answers(items, answers)
+                    batches += 1
+                    counts.update(_OUTCOME[answer.status] for answer in answers)
+        except BaseException:
+            self._write_failed = True
+            raise
         return counts, batches
 
     def _written(self, wait: bool) -> None:

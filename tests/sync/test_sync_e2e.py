@@ -439,6 +439,7 @@ def test_a_write_that_fails_stops_the_run_and_the_next_run_loses_nothing(
                 raise AssertionError("the writer's failure must stop the run")
         assert store.outbox_count("pending") > 0
         assert store.check() == []
+        assert len(calls) == 3, "nothing may be written after a failed write"
         result = SyncEngine(store, client, config).run()
         client.close()
         assert store.outbox_count("pending") == 0
