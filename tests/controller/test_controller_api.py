@@ -319,6 +319,11 @@ def test_bad_bodies_get_clear_errors(controller: Controller) -> None:
     assert not_json.status_code == 400 and not_json.json()["error"] == "invalid_json"
     not_gzip = client.post("/v1/push", content=b"plain", headers={"Content-Encoding": "gzip"})
     assert not_gzip.status_code == 400 and not_gzip.json()["error"] == "invalid_gzip"
+    whole = gzip.compress(json.dumps({"batch_id": "b-1", "items": []}).encode())
+    cut_short = client.post("/v1/push", content=whole[: len(whole) // 2],
+                            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    assert cut_short.status_code == 400 and cut_short.json()["error"] == "invalid_gzip"
+    assert "truncated" in cut_short.json()["message"]
     brotli = client.post("/v1/push", content=b"{}", headers={"Content-Encoding": "br"})
     assert brotli.status_code == 415
     no_items = client.post("/v1/push", json={"batch_id": PERSONAL})
