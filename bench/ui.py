@@ -160,7 +160,7 @@ def run(folder: Path, repeats: int, warm: bool = True, think_ms: int = 0) -> dic
     from keyworker_app.paths import app_paths
     from ui.app import make_application
     from ui.caseload import SEARCH_DEBOUNCE_MS
-    from ui.models import PAGE_SIZE
+    from ui.models import FIRST_PAGE_SIZE
     from ui.window import MainWindow
 
     app = make_application([sys.argv[0]])
@@ -289,7 +289,8 @@ def run(folder: Path, repeats: int, warm: bool = True, think_ms: int = 0) -> dic
     window.caseload.table.scrollToBottom()
     settle()
     # The next window is read off the GUI thread; it comes when the view asks for it.
-    pump_until(lambda: model.rowCount() > PAGE_SIZE or 0 <= model.total <= PAGE_SIZE, timeout=30)
+    pump_until(lambda: model.rowCount() > FIRST_PAGE_SIZE or 0 <= model.total <= FIRST_PAGE_SIZE,
+               timeout=30)
     settle()
     filter_times["scroll_to_end_of_first_page"] = round((time.perf_counter() - t0) * 1000, 1)
     figures["filter_ms"] = filter_times
