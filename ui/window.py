@@ -74,6 +74,12 @@ PREBUILD_LATE_MS = 8
 #: ...but never more than this many times in a row, so a busy machine still gets it built.
 PREBUILD_MAX_WAITS = 5
 
+#: Turns of the event loop between showing a record and selecting its participant in the
+#: list: the record is painted in the turn after it is shown, so the list's repaint comes in
+#: one of its own. (The record's other sections are filled after both: ``ui.record``'s
+#: ``FILL_AFTER_TURNS``.)
+SELECT_AFTER_TURNS = 1
+
 #: At most this many participant references are named when new referrals arrive.
 REFERRALS_NAMED = 10
 
@@ -256,6 +262,11 @@ class MainWindow(QMainWindow):
         self._prebuild_held = False
         self._collect_before_prebuild = False   # set by a lock: see leave_out_of_collections
         self.open_participant_id = ""
+        self._select_timer = QTimer(self)   # selects the open participant in the list, soon after
+        self._select_timer.setSingleShot(True)
+        self._select_timer.setInterval(0)
+        self._select_timer.timeout.connect(self._select_open_participant)
+        self._select_turns_to_wait = 0
         self._reopen_after_unlock = ""
         self.new_participant_dialog: NewParticipantDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
@@ -626,8 +637,20 @@ class MainWindow(QMainWindow):
             # The record needs the room now; the list keeps enough to pick someone else.
             total = sum(self.splitter.sizes()) or self.width()
             self.splitter.setSizes([int(total * 0.38), total - int(total * 0.38)])
-        self.caseload.select_participant(file.participant.id)
+        # The list shows who is open a turn after the record is painted (``SELECT_AFTER_TURNS``):
+        # scrolling to them repaints the whole list, and the two paints together were the
+        # longest the GUI thread was held while opening records.
+        self._select_turns_to_wait = SELECT_AFTER_TURNS
+        self._select_timer.start()
         self.sig_record_shown.emit(file.participant.id)
+
+    def _select_open_participant(self) -> None:
+        if self._select_turns_to_wait > 0:
+            self._select_turns_to_wait -= 1
+            self._select_timer.start()
+            return
+        if self.open_participant_id and not self._locked:
+            self.caseload.select_participant(self.open_participant_id)
 
     def _record_state(self, file: ParticipantFile, drafts: tuple[Draft, ...],
                       audit_entries: tuple[Any, ...] | None = None,

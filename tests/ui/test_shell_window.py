@@ -589,3 +589,49 @@ def test_the_record_screen_is_not_built_while_the_keyworker_searches(
     assert not window.ops.busy
     step()
     assert window._prebuilt_record_view is not None  # a quiet moment: building starts
+
+
+def test_records_opened_one_after_another_show_the_last_asked_for(
+        qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second record is asked for while the first is still being read: each file is
+    read off the GUI thread, the record ends on the second participant, and the list
+    selects them a turn after the record is shown (its repaint comes in a turn of its
+    own, not in the one that paints the record)."""
+    import threading
+
+    from PySide6.QtWidgets import QApplication
+
+    from ui.window import SELECT_AFTER_TURNS
+
+    read_on: list[str] = []
+    real_file = Store.participant_file
+
+    def participant_file(store: Store, *args: Any, **kwargs: Any) -> Any:
+        read_on.append(threading.current_thread().name)
+        return real_file(store, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "participant_file", participant_file)
+    seed(ui_paths, count=30)
+    window = make_window(ui_paths)
+    unlock(qtbot, window)
+    model, table = window.model, window.caseload.table
+    first, second = model.participant_id(0), model.participant_id(25)
+    second_ref = model.row(25).participant_ref
+    shown: list[str] = []
+    window.sig_record_shown.connect(shown.append)
+    window.open_participant(first)
+    window.open_participant(second)
+    with qtbot.waitSignal(window.sig_record_shown, check_params_cb=lambda pid: pid == second,
+                          timeout=20_000):
+        pass
+    assert shown == [first, second] and window.open_participant_id == second
+    assert read_on and threading.main_thread().name not in read_on
+    assert window.record_view is not None and second_ref in window.record_view.title.text()
+
+    def selected() -> list[int]:
+        return [index.row() for index in table.selectionModel().selectedRows()]
+
+    assert 25 not in selected()           # this turn paints the record
+    for _turn in range(SELECT_AFTER_TURNS + 1):
+        QApplication.processEvents()
+    assert selected() == [25]
