@@ -681,33 +681,44 @@ class MainWindow(QMainWindow):
     def _release_prebuild(self, *_failure: Any) -> None:
         self._prebuild_held = False
 
-    def _prebuild_later(self) -> None:
-        self._prebuild_due = time.perf_counter() + PREBUILD_GAP_MS / 1000
-        self._prebuild_timer.start()
+    def _prebuild_later(self, gap_ms: int = PREBUILD_GAP_MS) -> None:
+        self._prebuild_due = time.perf_counter() + gap_ms / 1000
+        self._prebuild_timer.start(gap_ms)
+
+    @property
+    def _unlocking(self) -> bool:
+        """Whether the key is being derived (or a profile made) behind the start screen."""
+        return self._locked and self.ops.busy
 
     def _prebuild_step(self) -> None:
         view = self._prebuilt_record_view
         if self.record_view is not None:
             return
-        if self.ops.busy or self._prebuild_held or (
-                self.main_page_built and (self.model.loading or self.caseload.typing)):
-            # Unlocking (the key derivation takes both cores), saving, the first list after
-            # unlocking still to show, or the keyworker searching (a list being read, or
-            # typing): not now, so that the list's answer never waits behind a build step.
+        # While the key is derived the keyworker can only wait, and nothing on screen needs
+        # the GUI thread: the record screen is built then, a step a turn with no gaps, so
+        # that no step is left to land between the keystrokes of the first search after.
+        # (It takes a processor from the key derivation for about a tenth of a second.)
+        unlocking = self._unlocking
+        if not unlocking and (self.ops.busy or self._prebuild_held or (
+                self.main_page_built and (self.model.loading or self.caseload.typing))):
+            # Saving, the first list after unlocking still to show, or the keyworker
+            # searching (a list being read, or typing): not now, so that the list's answer
+            # never waits behind a build step.
             self._prebuild_later()
             return
         late = time.perf_counter() - self._prebuild_due > PREBUILD_LATE_MS / 1000
-        if late and self._prebuild_waits < PREBUILD_MAX_WAITS:
+        if late and not unlocking and self._prebuild_waits < PREBUILD_MAX_WAITS:
             self._prebuild_waits += 1
             self._prebuild_later()  # the app was busy just now: not a quiet moment
             return
         self._prebuild_waits = 0
+        gap_ms = 0 if unlocking else PREBUILD_GAP_MS
         if view is None and self._collect_before_prebuild:
             # A step of its own (a full collection takes tens of ms): the record screen
             # thrown away at the lock, now that Qt has let go of it, and anything else.
             self._collect_before_prebuild = False
             gc.collect()
-            self._prebuild_later()
+            self._prebuild_later(gap_ms)
             return
         if view is None:
             view = ParticipantRecordView(build_now=False)
@@ -715,9 +726,9 @@ class MainWindow(QMainWindow):
             self._wire_record_view(view)
             self.record_area.addWidget(view)  # built in place: moving it in later restyles it all
             self._prebuilt_record_view = view
-            self._prebuild_later()
+            self._prebuild_later(gap_ms)
         elif view.build_step():
-            self._prebuild_later()
+            self._prebuild_later(gap_ms)
         else:
             leave_out_of_collections()   # the record screen is built: it lives as long as we do
 

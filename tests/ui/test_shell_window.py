@@ -635,3 +635,47 @@ def test_records_opened_one_after_another_show_the_last_asked_for(
     for _turn in range(SELECT_AFTER_TURNS + 1):
         QApplication.processEvents()
     assert selected() == [25]
+
+
+def test_the_record_screen_is_built_while_the_key_is_derived(
+        qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    """While unlocking the keyworker can only wait: the record screen is built then, a step
+    a turn with no gaps between and no waiting for a quieter moment, so no step is left for
+    the first search after. Once unlocked, an operation holds it again."""
+    import threading
+    import time
+
+    seed(ui_paths, count=3)
+    window = make_window(ui_paths)
+    qtbot.waitUntil(lambda: window.main_page_built, timeout=20_000)
+
+    def fresh_build() -> None:   # steps driven from here, from the start of a new build
+        window._prebuild_timer.stop()
+        window._prebuilt_record_view = None
+        window._prebuild_due = time.perf_counter() - 1.0   # overdue: the app was busy
+
+    def hold_operations() -> threading.Event:
+        release = threading.Event()
+        window.ops.run_task("Unlocking", lambda: release.wait(20))
+        return release
+
+    fresh_build()
+    release = hold_operations()   # stands for the key derivation
+    assert window.locked and window.ops.busy
+    window._prebuild_step()
+    assert window._prebuilt_record_view is not None      # built even so
+    assert window._prebuild_timer.isActive() and window._prebuild_timer.interval() == 0
+    qtbot.waitUntil(lambda: window.record_screen_ready, timeout=20_000)
+    assert window.ops.busy                                # all of it while "unlocking"
+    release.set()
+    qtbot.waitUntil(lambda: not window.ops.busy, timeout=20_000)
+
+    unlock(qtbot, window)
+    qtbot.waitUntil(lambda: not window.model.loading and not window.ops.busy, timeout=20_000)
+    window._prebuild_held = False
+    fresh_build()
+    release = hold_operations()   # a save, say
+    window._prebuild_step()
+    assert window._prebuilt_record_view is None           # held while it runs
+    release.set()
+    qtbot.waitUntil(lambda: not window.ops.busy, timeout=20_000)
