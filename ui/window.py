@@ -80,6 +80,9 @@ PREBUILD_MAX_WAITS = 5
 #: ``FILL_AFTER_TURNS``.)
 SELECT_AFTER_TURNS = 1
 
+#: How much of the window's width the caseload keeps while a record is open.
+LIST_SHARE_WITH_RECORD = 0.38
+
 #: At most this many participant references are named when new referrals arrive.
 REFERRALS_NAMED = 10
 
@@ -261,6 +264,7 @@ class MainWindow(QMainWindow):
         self._prebuild_waits = 0
         self._prebuild_held = False
         self._collect_before_prebuild = False   # set by a lock: see leave_out_of_collections
+        self._record_screen_laid_out = False    # see _lay_out_record_screen
         self.open_participant_id = ""
         self._select_timer = QTimer(self)   # selects the open participant in the list, soon after
         self._select_timer.setSingleShot(True)
@@ -336,7 +340,8 @@ class MainWindow(QMainWindow):
     def record_screen_ready(self) -> bool:
         """Whether a record can be shown without building the record screen first."""
         prebuilt = self._prebuilt_record_view
-        return self.record_view is not None or (prebuilt is not None and prebuilt.built)
+        return self.record_view is not None or (
+            prebuilt is not None and prebuilt.built and self._record_screen_laid_out)
 
     def _build_main_page_step(self) -> None:
         """One slice of the main page (each well under 50 ms); the next comes after any events."""
@@ -633,10 +638,11 @@ class MainWindow(QMainWindow):
         self.open_participant_id = file.participant.id
         render_record(view, self._record_state(file, drafts, audit_entries, sharing))
         if self.record_area.currentWidget() is not view:
-            self.record_area.setCurrentWidget(view)
             # The record needs the room now; the list keeps enough to pick someone else.
-            total = sum(self.splitter.sizes()) or self.width()
-            self.splitter.setSizes([int(total * 0.38), total - int(total * 0.38)])
+            # Sized first, then shown: the record screen is shown at the size it was laid
+            # out at while it was built (``_lay_out_record_screen``), not laid out twice.
+            self.splitter.setSizes(self._record_split())
+            self.record_area.setCurrentWidget(view)
         # The list shows who is open a turn after the record is painted (``SELECT_AFTER_TURNS``):
         # scrolling to them repaints the whole list, and the two paints together were the
         # longest the GUI thread was held while opening records.
@@ -726,11 +732,32 @@ class MainWindow(QMainWindow):
             self._wire_record_view(view)
             self.record_area.addWidget(view)  # built in place: moving it in later restyles it all
             self._prebuilt_record_view = view
+            self._record_screen_laid_out = False
             self._prebuild_later(gap_ms)
-        elif view.build_step():
+        elif not view.built:
+            view.build_step()
             self._prebuild_later(gap_ms)
-        else:
+        elif not self._record_screen_laid_out:
+            self._lay_out_record_screen(view)   # the last step, one of its own
             leave_out_of_collections()   # the record screen is built: it lives as long as we do
+
+    def _record_split(self, total: int | None = None) -> list[int]:
+        """The list's and the record's widths once a record is open, of ``total`` (by
+        default what the list and the record area have now)."""
+        if total is None:
+            total = sum(self.splitter.sizes()) or self.width()
+        return [int(total * LIST_SHARE_WITH_RECORD), total - int(total * LIST_SHARE_WITH_RECORD)]
+
+    def _lay_out_record_screen(self, view: QWidget) -> None:
+        """Lay the hidden record screen out at the size it will have beside the list, so
+        the first record shown is not laid out again (most of that first showing's work).
+        Measured from the splitter itself: its parts are sized only once it is shown."""
+        self._record_screen_laid_out = True
+        total = self.splitter.width() - self.splitter.handleWidth()
+        view.setGeometry(0, 0, self._record_split(total)[1], self.splitter.height())
+        layout = view.layout()
+        if layout is not None:
+            layout.activate()
 
     def _ensure_record_view(self) -> QWidget:
         if self.record_view is None and self._prebuilt_record_view is not None:

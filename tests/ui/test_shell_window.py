@@ -679,3 +679,37 @@ def test_the_record_screen_is_built_while_the_key_is_derived(
     assert window._prebuilt_record_view is None           # held while it runs
     release.set()
     qtbot.waitUntil(lambda: not window.ops.busy, timeout=20_000)
+
+
+def test_the_record_screen_is_laid_out_ahead_at_the_size_it_is_shown_at(
+        qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    """Its last build step lays the record screen out at the size it will have beside the
+    list, so showing the first record never resizes it (nor lays it out again); the
+    record fills its side of the window."""
+    from PySide6.QtCore import QEvent, QObject, QSize
+
+    class Resizes(QObject):
+        sizes: list[QSize] = []
+
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Resize:
+                self.sizes.append(event.size())
+            return False
+
+    seed(ui_paths, count=3)
+    window = make_window(ui_paths)
+    qtbot.waitUntil(lambda: window.record_screen_ready, timeout=20_000)
+    view = window._prebuilt_record_view
+    assert view is not None
+    laid_out = view.size()
+    unlock(qtbot, window)
+    resizes = Resizes()
+    view.installEventFilter(resizes)
+    with qtbot.waitSignal(window.sig_record_shown, timeout=20_000):
+        window.open_participant(window.model.participant_id(0))
+    assert window.record_view is view and view.isVisible()
+    # Shown once (Qt says so with the size it had all along), never resized.
+    assert resizes.sizes and all(size == laid_out for size in resizes.sizes)
+    assert view.geometry() == window.record_area.contentsRect()
+    assert window.splitter.sizes()[1] == view.width()
+    view.removeEventFilter(resizes)
