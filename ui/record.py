@@ -896,10 +896,14 @@ class ParticipantRecordView(QWidget):
         if item.isHidden() == shown:
             item.setHidden(not shown)
 
-    def render_soon(self, state: RecordState) -> None:
+    def render_soon(self, state: RecordState, *, later_turns: int = 0) -> None:
         """``render``, filling the section on screen now and the others in the idle moments
-        after (or as soon as one is shown): showing a record is then never a long pause."""
+        after (or as soon as one is shown): showing a record is then never a long pause.
+        ``later_turns``: the others start that many turns of the event loop later still
+        (the window shows the first record a turn or two after rendering it)."""
         self.render(state, now=False)
+        if self._stale:
+            self._fill_turns_to_wait += later_turns
 
     @property
     def rendered(self) -> bool:

@@ -79,6 +79,9 @@ PREBUILD_MAX_WAITS = 5
 #: one of its own. (The record's other sections are filled after both: ``ui.record``'s
 #: ``FILL_AFTER_TURNS``.)
 SELECT_AFTER_TURNS = 1
+#: Turns between the list making room for the first record opened and that record being
+#: shown beside it (the list's repaint comes in between, in a turn of its own).
+REVEAL_AFTER_TURNS = 1
 
 #: How much of the window's width the caseload keeps while a record is open.
 LIST_SHARE_WITH_RECORD = 0.38
@@ -213,11 +216,17 @@ def flush_record_drafts(view: QWidget) -> None:
             child_flush()
 
 
-def render_record(view: QWidget, state: Any) -> None:
+def render_record(view: QWidget, state: Any, later_turns: int = 0) -> None:
     """Show ``state`` in the record view: the section on screen at once, the rest in the
-    idle moments after, when the view can (``render_soon``)."""
-    render = getattr(view, "render_soon", None) or view.render
-    render(state)
+    idle moments after, when the view can (``render_soon``; ``later_turns`` more turns of
+    the event loop after, when the view is shown only then)."""
+    render_soon = getattr(view, "render_soon", None)
+    if render_soon is None:
+        view.render(state)  # type: ignore[attr-defined]
+    elif later_turns:
+        render_soon(state, later_turns=later_turns)
+    else:
+        render_soon(state)
 
 
 def default_record_view() -> QWidget:
@@ -271,6 +280,11 @@ class MainWindow(QMainWindow):
         self._select_timer.setInterval(0)
         self._select_timer.timeout.connect(self._select_open_participant)
         self._select_turns_to_wait = 0
+        self._reveal_timer = QTimer(self)   # shows the first record a turn after the list made room
+        self._reveal_timer.setSingleShot(True)
+        self._reveal_timer.setInterval(0)
+        self._reveal_timer.timeout.connect(self._reveal_record)
+        self._reveal_turns_to_wait = 0
         self._reopen_after_unlock = ""
         self.new_participant_dialog: NewParticipantDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
@@ -636,19 +650,39 @@ class MainWindow(QMainWindow):
             return
         view = self._ensure_record_view()
         self.open_participant_id = file.participant.id
-        render_record(view, self._record_state(file, drafts, audit_entries, sharing))
-        if self.record_area.currentWidget() is not view:
-            # The record needs the room now; the list keeps enough to pick someone else.
-            # Sized first, then shown: the record screen is shown at the size it was laid
-            # out at while it was built (``_lay_out_record_screen``), not laid out twice.
+        first = self.record_area.currentWidget() is not view
+        render_record(view, self._record_state(file, drafts, audit_entries, sharing),
+                      later_turns=REVEAL_AFTER_TURNS + 1 if first else 0)
+        if first:
+            # The first record since the hint showed: the list makes room now (narrower,
+            # it is laid out and repainted whole in the next turn), and the record is shown
+            # in the turn after that (``_reveal_record``), at the size it was laid out at
+            # while it was built (``_lay_out_record_screen``). Both at once held the GUI
+            # thread for twice as long as any later opening.
             self.splitter.setSizes(self._record_split())
-            self.record_area.setCurrentWidget(view)
+            self._reveal_turns_to_wait = REVEAL_AFTER_TURNS
+            self._reveal_timer.start()
+            return
+        self._record_shown()
+
+    def _reveal_record(self) -> None:
+        if self._reveal_turns_to_wait > 0:
+            self._reveal_turns_to_wait -= 1
+            self._reveal_timer.start()
+            return
+        view = self.record_view
+        if self._locked or view is None or not self.open_participant_id:
+            return
+        self.record_area.setCurrentWidget(view)
+        self._record_shown()
+
+    def _record_shown(self) -> None:
         # The list shows who is open a turn after the record is painted (``SELECT_AFTER_TURNS``):
         # scrolling to them repaints the whole list, and the two paints together were the
         # longest the GUI thread was held while opening records.
         self._select_turns_to_wait = SELECT_AFTER_TURNS
         self._select_timer.start()
-        self.sig_record_shown.emit(file.participant.id)
+        self.sig_record_shown.emit(self.open_participant_id)
 
     def _select_open_participant(self) -> None:
         if self._select_turns_to_wait > 0:
@@ -891,6 +925,7 @@ class MainWindow(QMainWindow):
         self.record_view = None
         self._prebuild_record_view()
         self.open_participant_id = ""
+        self._reveal_timer.stop()
         self.record_area.setCurrentWidget(self.record_hint)
         self.model.set_query(None)
         self.caseload.clear_filters()

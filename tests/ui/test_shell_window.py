@@ -617,6 +617,13 @@ def test_records_opened_one_after_another_show_the_last_asked_for(
     model, table = window.model, window.caseload.table
     first, second = model.participant_id(0), model.participant_id(25)
     second_ref = model.row(25).participant_ref
+
+    def selected() -> list[int]:
+        return [index.row() for index in table.selectionModel().selectedRows()]
+
+    with qtbot.waitSignal(window.sig_record_shown, timeout=20_000):
+        window.open_participant(model.participant_id(5))   # a record is on screen already
+    qtbot.waitUntil(lambda: selected() == [5])
     shown: list[str] = []
     window.sig_record_shown.connect(shown.append)
     window.open_participant(first)
@@ -628,8 +635,6 @@ def test_records_opened_one_after_another_show_the_last_asked_for(
     assert read_on and threading.main_thread().name not in read_on
     assert window.record_view is not None and second_ref in window.record_view.title.text()
 
-    def selected() -> list[int]:
-        return [index.row() for index in table.selectionModel().selectedRows()]
 
     assert 25 not in selected()           # this turn paints the record
     for _turn in range(SELECT_AFTER_TURNS + 1):
@@ -713,3 +718,42 @@ def test_the_record_screen_is_laid_out_ahead_at_the_size_it_is_shown_at(
     assert view.geometry() == window.record_area.contentsRect()
     assert window.splitter.sizes()[1] == view.width()
     view.removeEventFilter(resizes)
+
+
+def test_the_first_record_is_shown_after_the_list_has_made_room_for_it(
+        qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    """The first record since unlocking: the list narrows at once and is repainted in a
+    turn of its own; the record is shown a turn after, complete for its section on screen,
+    with keyboard focus and names as usual, and its other sections are filled only after
+    it is on screen."""
+    from PySide6.QtWidgets import QApplication
+
+    seed(ui_paths, count=3)
+    window = make_window(ui_paths)
+    unlock(qtbot, window)
+    qtbot.waitUntil(lambda: window.record_screen_ready and not window.ops.busy, timeout=20_000)
+    store = window.ops.store
+    assert store is not None
+    pid = window.model.participant_id(1)
+    shown: list[str] = []
+    window.sig_record_shown.connect(shown.append)
+    view = window._prebuilt_record_view
+    stale_at_show: list[list[str]] = []
+    window.sig_record_shown.connect(lambda _pid: stale_at_show.append(list(view._stale)))
+    window._show_record(store.participant_file(pid, audit_view=False), (), ())
+    to_fill = list(view._stale)   # rendered: the section on screen; the others wait
+    assert "profile" not in to_fill and len(to_fill) > 1
+    assert window.splitter.sizes() == window._record_split()       # room made at once
+    assert window.record_area.currentWidget() is window.record_hint and shown == []
+    QApplication.processEvents()   # the turn that repaints the narrower list
+    assert window.record_area.currentWidget() is window.record_hint and shown == []
+    qtbot.waitUntil(lambda: shown == [pid], timeout=20_000)
+    assert window.record_area.currentWidget() is view and view.isVisible()
+    name = window.model.row(1).name.split(", ")[1]
+    assert view.title.text().startswith(name) and view.accessibleName().startswith(f"Record of {name}")
+    assert view.current_section() == "profile" and view.profile_table.row_count() > 0
+    assert stale_at_show == [to_fill]   # none filled before the record was on screen
+    qtbot.waitUntil(lambda: view.rendered, timeout=20_000)
+    view.nav.setFocus()
+    qtbot.keyClick(view.nav, Qt.Key.Key_Down)
+    assert view.current_section() == view.section_ids()[1]
