@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QAbstractScrollArea,
@@ -97,6 +97,7 @@ from ui.form_view import (
     draft_key_for,
     records_from_submission,
 )
+from ui.turns import TurnTimer
 
 R = TypeVar("R", bound=Record)
 
@@ -413,11 +414,7 @@ class ParticipantRecordView(QWidget):
         #: Sections still showing an older state than ``_state``: after ``render_soon`` they
         #: are filled one per idle moment (``_fill_timer``), or at once when shown.
         self._stale: list[str] = []
-        self._fill_timer = QTimer(self)
-        self._fill_timer.setSingleShot(True)
-        self._fill_timer.setInterval(0)
-        self._fill_timer.timeout.connect(self._fill_next_stale)
-        self._fill_turns_to_wait = 0
+        self._fill_timer = TurnTimer(self._fill_next_stale, self)
         self.title = QLabel(self)
         self.title.setStyleSheet("font-size: 1.5em; font-weight: bold;")
         self.nav = QListWidget(self)
@@ -884,10 +881,10 @@ class ParticipantRecordView(QWidget):
             while self._stale:
                 self._render_section(self._stale[0])
         elif self._stale:
-            # The section on screen is painted in this turn of the event loop; the others
-            # start a turn later, so neither waits for the other (see ``_fill_next_stale``).
-            self._fill_turns_to_wait = FILL_AFTER_TURNS
-            self._fill_timer.start()
+            # The section on screen is painted in the next turn of the event loop; the
+            # others start ``FILL_AFTER_TURNS`` turns on, one a turn, so none of them is
+            # filled in a turn that paints (see ``_fill_next_stale``).
+            self._fill_timer.start(FILL_AFTER_TURNS)
 
     def _show_item(self, section_id: str, shown: bool) -> None:
         """Show or hide a section's entry in the list, if it changes: hiding a row lays the
@@ -903,7 +900,7 @@ class ParticipantRecordView(QWidget):
         (the window shows the first record a turn or two after rendering it)."""
         self.render(state, now=False)
         if self._stale:
-            self._fill_turns_to_wait += later_turns
+            self._fill_timer.put_off(later_turns)
 
     @property
     def rendered(self) -> bool:
@@ -911,10 +908,6 @@ class ParticipantRecordView(QWidget):
         return not self._stale
 
     def _fill_next_stale(self) -> None:
-        if self._fill_turns_to_wait > 0:   # a turn left to the paint of what is on screen
-            self._fill_turns_to_wait -= 1
-            self._fill_timer.start()
-            return
         if self._stale:
             self._render_section(self._stale[0])
         if self._stale:

@@ -48,6 +48,7 @@ from .operations import OpChanges, OpFailure, OpHandle, Operations, Report
 from .settings import SettingsDialog, SettingsState, versions
 from .start import Banner, StartScreen, UnlockInfo
 from .sync_status import SyncProblemsDialog, SyncService, SyncState, SyncStatusWidget
+from .turns import TurnTimer
 
 log = logging.getLogger("keyworker.ui")
 
@@ -275,16 +276,10 @@ class MainWindow(QMainWindow):
         self._collect_before_prebuild = False   # set by a lock: see leave_out_of_collections
         self._record_screen_laid_out = False    # see _lay_out_record_screen
         self.open_participant_id = ""
-        self._select_timer = QTimer(self)   # selects the open participant in the list, soon after
-        self._select_timer.setSingleShot(True)
-        self._select_timer.setInterval(0)
-        self._select_timer.timeout.connect(self._select_open_participant)
-        self._select_turns_to_wait = 0
-        self._reveal_timer = QTimer(self)   # shows the first record a turn after the list made room
-        self._reveal_timer.setSingleShot(True)
-        self._reveal_timer.setInterval(0)
-        self._reveal_timer.timeout.connect(self._reveal_record)
-        self._reveal_turns_to_wait = 0
+        # Selecting who is open in the list, and showing the first record opened: each a
+        # turn or two after the paint before it (``SELECT_AFTER_TURNS``, ``REVEAL_AFTER_TURNS``).
+        self._select_timer = TurnTimer(self._select_open_participant, self)
+        self._reveal_timer = TurnTimer(self._reveal_record, self)
         self._reopen_after_unlock = ""
         self.new_participant_dialog: NewParticipantDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
@@ -660,16 +655,11 @@ class MainWindow(QMainWindow):
             # while it was built (``_lay_out_record_screen``). Both at once held the GUI
             # thread for twice as long as any later opening.
             self.splitter.setSizes(self._record_split())
-            self._reveal_turns_to_wait = REVEAL_AFTER_TURNS
-            self._reveal_timer.start()
+            self._reveal_timer.start(REVEAL_AFTER_TURNS)
             return
         self._record_shown()
 
     def _reveal_record(self) -> None:
-        if self._reveal_turns_to_wait > 0:
-            self._reveal_turns_to_wait -= 1
-            self._reveal_timer.start()
-            return
         view = self.record_view
         if self._locked or view is None or not self.open_participant_id:
             return
@@ -680,15 +670,10 @@ class MainWindow(QMainWindow):
         # The list shows who is open a turn after the record is painted (``SELECT_AFTER_TURNS``):
         # scrolling to them repaints the whole list, and the two paints together were the
         # longest the GUI thread was held while opening records.
-        self._select_turns_to_wait = SELECT_AFTER_TURNS
-        self._select_timer.start()
+        self._select_timer.start(SELECT_AFTER_TURNS)
         self.sig_record_shown.emit(self.open_participant_id)
 
     def _select_open_participant(self) -> None:
-        if self._select_turns_to_wait > 0:
-            self._select_turns_to_wait -= 1
-            self._select_timer.start()
-            return
         if self.open_participant_id and not self._locked:
             self.caseload.select_participant(self.open_participant_id)
 
