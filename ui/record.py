@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QAbstractScrollArea,
@@ -97,12 +97,18 @@ from ui.form_view import (
     draft_key_for,
     records_from_submission,
 )
+from ui.turns import TurnTimer
 
 R = TypeVar("R", bound=Record)
 
 HOUSEHOLD_FORM_ID = "household_member"
 JOB_START_FORM_ID = "job_start"
 SUSTAINMENT_FORM_ID = "sustainment"
+
+#: After ``render_soon`` shows the section on screen, the other sections are filled from
+#: this many turns of the event loop later, one a turn: the next turn paints the record, and
+#: the one after the list beside it (the window selects who is open then).
+FILL_AFTER_TURNS = 3
 
 #: Forms with a section of their own; every other form the programme uses is an assessment.
 _OWN_SECTION_FORMS = frozenset({"registration", "referral", "barriers_to_work", "action_plan",
@@ -408,10 +414,7 @@ class ParticipantRecordView(QWidget):
         #: Sections still showing an older state than ``_state``: after ``render_soon`` they
         #: are filled one per idle moment (``_fill_timer``), or at once when shown.
         self._stale: list[str] = []
-        self._fill_timer = QTimer(self)
-        self._fill_timer.setSingleShot(True)
-        self._fill_timer.setInterval(0)
-        self._fill_timer.timeout.connect(self._fill_next_stale)
+        self._fill_timer = TurnTimer(self._fill_next_stale, self)
         self.title = QLabel(self)
         self.title.setStyleSheet("font-size: 1.5em; font-weight: bold;")
         self.nav = QListWidget(self)
@@ -479,6 +482,7 @@ class ParticipantRecordView(QWidget):
                  for profile in consent_profiles(programme, strand)}
         # The consent section is built by an earlier step: looked up when the step runs.
         steps += [functools.partial(self._make_consent_box, p) for p in boxes.values()]
+        steps.append(functools.partial(self._widen_nav_for, list(programmes)))
         if main is not None:
             steps.append(functools.partial(self._prepare_consent_notice, main))
             forms = [f for f in main.forms if f not in _OWN_SECTION_FORMS]
@@ -531,9 +535,26 @@ class ParticipantRecordView(QWidget):
         self.stack.addWidget(shown)
 
     def _fit_nav(self) -> None:
-        """Make the sections list exactly as wide as its longest entry, so none is cut off."""
+        """Make the sections list as wide as its longest entry, so none is cut off.
+
+        It only ever widens: a narrower list for the next participant would lay the whole
+        record out again (every page, every table fitted anew) and repaint the window.
+        ``prepare_for`` widens it once for every programme's names (``_widen_nav_for``).
+        """
         widest = self.nav.sizeHintForColumn(0)  # every entry, hidden ones too: no jumping about
-        self.nav.setFixedWidth(widest + 2 * self.nav.frameWidth() + 12)
+        width = widest + 2 * self.nav.frameWidth() + 12
+        if width > self.nav.minimumWidth():
+            self.nav.setFixedWidth(width)
+
+    def _widen_nav_for(self, programmes: Sequence[Programme]) -> None:
+        """Widen the sections list for the longest action-plan name of ``programmes``, so
+        opening a participant on another programme never changes its width."""
+        item = self._items["action_plan"]
+        shown = item.text()
+        for programme in programmes:
+            item.setText(_plan_names(programme)[0])
+            self._fit_nav()
+        item.setText(shown)
 
     # --- navigation ----------------------------------------------------------------------
 
@@ -836,21 +857,21 @@ class ParticipantRecordView(QWidget):
         participant = state.participant
         self.title.setText(f"{participant.display_name} ({participant.participant_ref or 'no reference yet'})")
         self.setAccessibleName(f"Record of {participant.display_name}")
-        self._items["household"].setHidden(not programme.records_household_members)
+        self._show_item("household", programme.records_household_members)
         # Adding and changing go through forms; a pack offers only the forms it lists.
         for button, form_id in ((self.add_member_button, HOUSEHOLD_FORM_ID),
                                 (self.edit_member_button, HOUSEHOLD_FORM_ID),
                                 (self.job_start_button, JOB_START_FORM_ID),
                                 (self.sustainment_button, SUSTAINMENT_FORM_ID)):
             button.setHidden(not programme.uses_form(form_id))
-        self._items["esf"].setHidden(not programme.esf_funded or not programme.uses_form(ESF_FORM_ID))
-        kinds = [_code_label("action_plan_kind", k) for k in programme.action_plan_kinds]
-        plan_title = " / ".join(kinds) if kinds else "Action plan"
-        # Two plan names go on two lines in the list, so the list can stay narrow.
-        self._items["action_plan"].setText(" /\n".join(kinds) if kinds else "Action plan")
-        self._items["action_plan"].setToolTip(plan_title)
+        self._show_item("esf", programme.esf_funded and programme.uses_form(ESF_FORM_ID))
+        plan_entry, plan_title = _plan_names(programme)
+        plan_item = self._items["action_plan"]
+        plan_item.setToolTip(plan_title)
         self.action_plan_page.heading.setText(plan_title)
-        self._fit_nav()
+        if plan_item.text() != plan_entry:   # only then can the list need to widen
+            plan_item.setText(plan_entry)
+            self._fit_nav()
         self._stale = [s for s, _ in SECTIONS if s in self._renderers]
         if self.current_section() in {s for s, _ in SECTIONS} and self._items[self.current_section()].isHidden():
             self.show_section("profile")
@@ -860,12 +881,26 @@ class ParticipantRecordView(QWidget):
             while self._stale:
                 self._render_section(self._stale[0])
         elif self._stale:
-            self._fill_timer.start()
+            # The section on screen is painted in the next turn of the event loop; the
+            # others start ``FILL_AFTER_TURNS`` turns on, one a turn, so none of them is
+            # filled in a turn that paints (see ``_fill_next_stale``).
+            self._fill_timer.start(FILL_AFTER_TURNS)
 
-    def render_soon(self, state: RecordState) -> None:
+    def _show_item(self, section_id: str, shown: bool) -> None:
+        """Show or hide a section's entry in the list, if it changes: hiding a row lays the
+        whole list out again and repaints it, even a row hidden already."""
+        item = self._items[section_id]
+        if item.isHidden() == shown:
+            item.setHidden(not shown)
+
+    def render_soon(self, state: RecordState, *, later_turns: int = 0) -> None:
         """``render``, filling the section on screen now and the others in the idle moments
-        after (or as soon as one is shown): showing a record is then never a long pause."""
+        after (or as soon as one is shown): showing a record is then never a long pause.
+        ``later_turns``: the others start that many turns of the event loop later still
+        (the window shows the first record a turn or two after rendering it)."""
         self.render(state, now=False)
+        if self._stale:
+            self._fill_timer.put_off(later_turns)
 
     @property
     def rendered(self) -> bool:
@@ -1117,6 +1152,15 @@ class ParticipantRecordView(QWidget):
 #: copy the recipient had from an earlier delivery whose answer was lost.
 _SENT_OPS = {"upsert": "{}", "delete": "{} (told it was deleted)", "withdraw": "{} (withdrawal notice)"}
 _SENT_STATUS = {"duplicate": " (already held)"}
+
+
+def _plan_names(programme: Programme) -> tuple[str, str]:
+    """The action plan's entry in the sections list and its page heading, for
+    ``programme``: two plan names go on two lines in the list, so the list can stay narrow."""
+    kinds = [_code_label("action_plan_kind", k) for k in programme.action_plan_kinds]
+    if not kinds:
+        return "Action plan", "Action plan"
+    return " /\n".join(kinds), " / ".join(kinds)
 
 
 def _fmt_record_type(record_type: str) -> str:

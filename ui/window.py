@@ -48,6 +48,7 @@ from .operations import OpChanges, OpFailure, OpHandle, Operations, Report
 from .settings import SettingsDialog, SettingsState, versions
 from .start import Banner, StartScreen, UnlockInfo
 from .sync_status import SyncProblemsDialog, SyncService, SyncState, SyncStatusWidget
+from .turns import TurnTimer
 
 log = logging.getLogger("keyworker.ui")
 
@@ -73,6 +74,18 @@ PREBUILD_GAP_MS = 15
 PREBUILD_LATE_MS = 8
 #: ...but never more than this many times in a row, so a busy machine still gets it built.
 PREBUILD_MAX_WAITS = 5
+
+#: Turns of the event loop between showing a record and selecting its participant in the
+#: list: the record is painted in the turn after it is shown, so the list's repaint comes in
+#: one of its own. (The record's other sections are filled after both: ``ui.record``'s
+#: ``FILL_AFTER_TURNS``.)
+SELECT_AFTER_TURNS = 1
+#: Turns between the list making room for the first record opened and that record being
+#: shown beside it (the list's repaint comes in between, in a turn of its own).
+REVEAL_AFTER_TURNS = 1
+
+#: How much of the window's width the caseload keeps while a record is open.
+LIST_SHARE_WITH_RECORD = 0.38
 
 #: At most this many participant references are named when new referrals arrive.
 REFERRALS_NAMED = 10
@@ -204,11 +217,17 @@ def flush_record_drafts(view: QWidget) -> None:
             child_flush()
 
 
-def render_record(view: QWidget, state: Any) -> None:
+def render_record(view: QWidget, state: Any, later_turns: int = 0) -> None:
     """Show ``state`` in the record view: the section on screen at once, the rest in the
-    idle moments after, when the view can (``render_soon``)."""
-    render = getattr(view, "render_soon", None) or view.render
-    render(state)
+    idle moments after, when the view can (``render_soon``; ``later_turns`` more turns of
+    the event loop after, when the view is shown only then)."""
+    render_soon = getattr(view, "render_soon", None)
+    if render_soon is None:
+        view.render(state)  # type: ignore[attr-defined]
+    elif later_turns:
+        render_soon(state, later_turns=later_turns)
+    else:
+        render_soon(state)
 
 
 def default_record_view() -> QWidget:
@@ -255,7 +274,12 @@ class MainWindow(QMainWindow):
         self._prebuild_waits = 0
         self._prebuild_held = False
         self._collect_before_prebuild = False   # set by a lock: see leave_out_of_collections
+        self._record_screen_laid_out = False    # see _lay_out_record_screen
         self.open_participant_id = ""
+        # Selecting who is open in the list, and showing the first record opened: each a
+        # turn or two after the paint before it (``SELECT_AFTER_TURNS``, ``REVEAL_AFTER_TURNS``).
+        self._select_timer = TurnTimer(self._select_open_participant, self)
+        self._reveal_timer = TurnTimer(self._reveal_record, self)
         self._reopen_after_unlock = ""
         self.new_participant_dialog: NewParticipantDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
@@ -325,7 +349,8 @@ class MainWindow(QMainWindow):
     def record_screen_ready(self) -> bool:
         """Whether a record can be shown without building the record screen first."""
         prebuilt = self._prebuilt_record_view
-        return self.record_view is not None or (prebuilt is not None and prebuilt.built)
+        return self.record_view is not None or (
+            prebuilt is not None and prebuilt.built and self._record_screen_laid_out)
 
     def _build_main_page_step(self) -> None:
         """One slice of the main page (each well under 50 ms); the next comes after any events."""
@@ -620,14 +645,37 @@ class MainWindow(QMainWindow):
             return
         view = self._ensure_record_view()
         self.open_participant_id = file.participant.id
-        render_record(view, self._record_state(file, drafts, audit_entries, sharing))
-        if self.record_area.currentWidget() is not view:
-            self.record_area.setCurrentWidget(view)
-            # The record needs the room now; the list keeps enough to pick someone else.
-            total = sum(self.splitter.sizes()) or self.width()
-            self.splitter.setSizes([int(total * 0.38), total - int(total * 0.38)])
-        self.caseload.select_participant(file.participant.id)
-        self.sig_record_shown.emit(file.participant.id)
+        first = self.record_area.currentWidget() is not view
+        render_record(view, self._record_state(file, drafts, audit_entries, sharing),
+                      later_turns=REVEAL_AFTER_TURNS + 1 if first else 0)
+        if first:
+            # The first record since the hint showed: the list makes room now (narrower,
+            # it is laid out and repainted whole in the next turn), and the record is shown
+            # in the turn after that (``_reveal_record``), at the size it was laid out at
+            # while it was built (``_lay_out_record_screen``). Both at once held the GUI
+            # thread for twice as long as any later opening.
+            self.splitter.setSizes(self._record_split())
+            self._reveal_timer.start(REVEAL_AFTER_TURNS)
+            return
+        self._record_shown()
+
+    def _reveal_record(self) -> None:
+        view = self.record_view
+        if self._locked or view is None or not self.open_participant_id:
+            return
+        self.record_area.setCurrentWidget(view)
+        self._record_shown()
+
+    def _record_shown(self) -> None:
+        # The list shows who is open a turn after the record is painted (``SELECT_AFTER_TURNS``):
+        # scrolling to them repaints the whole list, and the two paints together were the
+        # longest the GUI thread was held while opening records.
+        self._select_timer.start(SELECT_AFTER_TURNS)
+        self.sig_record_shown.emit(self.open_participant_id)
+
+    def _select_open_participant(self) -> None:
+        if self.open_participant_id and not self._locked:
+            self.caseload.select_participant(self.open_participant_id)
 
     def _record_state(self, file: ParticipantFile, drafts: tuple[Draft, ...],
                       audit_entries: tuple[Any, ...] | None = None,
@@ -658,33 +706,44 @@ class MainWindow(QMainWindow):
     def _release_prebuild(self, *_failure: Any) -> None:
         self._prebuild_held = False
 
-    def _prebuild_later(self) -> None:
-        self._prebuild_due = time.perf_counter() + PREBUILD_GAP_MS / 1000
-        self._prebuild_timer.start()
+    def _prebuild_later(self, gap_ms: int = PREBUILD_GAP_MS) -> None:
+        self._prebuild_due = time.perf_counter() + gap_ms / 1000
+        self._prebuild_timer.start(gap_ms)
+
+    @property
+    def _unlocking(self) -> bool:
+        """Whether the key is being derived (or a profile made) behind the start screen."""
+        return self._locked and self.ops.busy
 
     def _prebuild_step(self) -> None:
         view = self._prebuilt_record_view
         if self.record_view is not None:
             return
-        if self.ops.busy or self._prebuild_held or (
-                self.main_page_built and (self.model.loading or self.caseload.typing)):
-            # Unlocking (the key derivation takes both cores), saving, the first list after
-            # unlocking still to show, or the keyworker searching (a list being read, or
-            # typing): not now, so that the list's answer never waits behind a build step.
+        # While the key is derived the keyworker can only wait, and nothing on screen needs
+        # the GUI thread: the record screen is built then, a step a turn with no gaps, so
+        # that no step is left to land between the keystrokes of the first search after.
+        # (It takes a processor from the key derivation for about a tenth of a second.)
+        unlocking = self._unlocking
+        if not unlocking and (self.ops.busy or self._prebuild_held or (
+                self.main_page_built and (self.model.loading or self.caseload.typing))):
+            # Saving, the first list after unlocking still to show, or the keyworker
+            # searching (a list being read, or typing): not now, so that the list's answer
+            # never waits behind a build step.
             self._prebuild_later()
             return
         late = time.perf_counter() - self._prebuild_due > PREBUILD_LATE_MS / 1000
-        if late and self._prebuild_waits < PREBUILD_MAX_WAITS:
+        if late and not unlocking and self._prebuild_waits < PREBUILD_MAX_WAITS:
             self._prebuild_waits += 1
             self._prebuild_later()  # the app was busy just now: not a quiet moment
             return
         self._prebuild_waits = 0
+        gap_ms = 0 if unlocking else PREBUILD_GAP_MS
         if view is None and self._collect_before_prebuild:
             # A step of its own (a full collection takes tens of ms): the record screen
             # thrown away at the lock, now that Qt has let go of it, and anything else.
             self._collect_before_prebuild = False
             gc.collect()
-            self._prebuild_later()
+            self._prebuild_later(gap_ms)
             return
         if view is None:
             view = ParticipantRecordView(build_now=False)
@@ -692,11 +751,32 @@ class MainWindow(QMainWindow):
             self._wire_record_view(view)
             self.record_area.addWidget(view)  # built in place: moving it in later restyles it all
             self._prebuilt_record_view = view
-            self._prebuild_later()
-        elif view.build_step():
-            self._prebuild_later()
-        else:
+            self._record_screen_laid_out = False
+            self._prebuild_later(gap_ms)
+        elif not view.built:
+            view.build_step()
+            self._prebuild_later(gap_ms)
+        elif not self._record_screen_laid_out:
+            self._lay_out_record_screen(view)   # the last step, one of its own
             leave_out_of_collections()   # the record screen is built: it lives as long as we do
+
+    def _record_split(self, total: int | None = None) -> list[int]:
+        """The list's and the record's widths once a record is open, of ``total`` (by
+        default what the list and the record area have now)."""
+        if total is None:
+            total = sum(self.splitter.sizes()) or self.width()
+        return [int(total * LIST_SHARE_WITH_RECORD), total - int(total * LIST_SHARE_WITH_RECORD)]
+
+    def _lay_out_record_screen(self, view: QWidget) -> None:
+        """Lay the hidden record screen out at the size it will have beside the list, so
+        the first record shown is not laid out again (most of that first showing's work).
+        Measured from the splitter itself: its parts are sized only once it is shown."""
+        self._record_screen_laid_out = True
+        total = self.splitter.width() - self.splitter.handleWidth()
+        view.setGeometry(0, 0, self._record_split(total)[1], self.splitter.height())
+        layout = view.layout()
+        if layout is not None:
+            layout.activate()
 
     def _ensure_record_view(self) -> QWidget:
         if self.record_view is None and self._prebuilt_record_view is not None:
@@ -830,6 +910,7 @@ class MainWindow(QMainWindow):
         self.record_view = None
         self._prebuild_record_view()
         self.open_participant_id = ""
+        self._reveal_timer.stop()
         self.record_area.setCurrentWidget(self.record_hint)
         self.model.set_query(None)
         self.caseload.clear_filters()

@@ -305,3 +305,47 @@ def test_render_soon_fills_the_section_on_screen_first_and_the_rest_after(qtbot,
     assert view.audit_table.row_count() == audited
     qtbot.waitUntil(lambda: view.rendered)
     assert view.audit_table.row_count() > audited  # the note's save is in the audit history
+
+
+def test_the_sections_list_keeps_its_width_from_one_programme_to_the_next(qtbot, record_store) -> None:
+    """Built for every programme, the list is already as wide as its widest entry: opening
+    someone on another programme (another action plan name, household shown) never lays
+    the record out again."""
+    participant = _participant(record_store)
+    view = ParticipantRecordView(build_now=False)
+    qtbot.addWidget(view)
+    view.resize(1200, 900)
+    view.show()
+    view.prepare_for(list_programmes(), load_programme("early_help"))
+    view.finish_building()
+    width = view.nav.width()
+    for programme in ("early_help", PROGRAMME, "working_well", PROGRAMME):
+        view.render(record_state(record_store, participant.id, programme=programme))
+        assert view.nav.width() == width
+    assert view._items["action_plan"].text() == "Return to Work plan /\nThrive in Work plan"
+    assert view._items["action_plan"].toolTip() == "Return to Work plan / Thrive in Work plan"
+    # Every entry still fits: none is cut off.
+    assert view.nav.sizeHintForColumn(0) <= view.nav.viewport().width()
+
+
+def test_after_render_soon_the_turn_that_paints_the_record_fills_no_other_section(qtbot, record_store) -> None:
+    """The section on screen is filled at once; the first hidden one only a few turns of
+    the event loop later (``FILL_AFTER_TURNS``), one a turn, so the record's paint never
+    waits behind them."""
+    from PySide6.QtWidgets import QApplication
+
+    from ui.record import FILL_AFTER_TURNS
+
+    participant = _participant(record_store)
+    view = Glue(qtbot, record_store, participant.id).view
+    view.render_soon(record_state(record_store, participant.id))
+    stale = list(view._stale)
+    assert "profile" not in stale and len(stale) > 1
+    QApplication.processEvents()   # one turn of the event loop: it paints the record
+    assert view._stale == stale
+    for _turn in range(FILL_AFTER_TURNS - 1):   # the window's list repaints in these
+        QApplication.processEvents()
+        assert view._stale == stale
+    QApplication.processEvents()
+    assert view._stale == stale[1:]   # then one section a turn
+    qtbot.waitUntil(lambda: view.rendered)

@@ -13,7 +13,7 @@ from pytestqt.qtbot import QtBot
 from shell_support import MakeParticipant, participant
 from keyworker_app.records import Consent, ConsentStatus, EsfForm, Participant, ParticipantStatus
 from keyworker_app.store.store import Store
-from ui.models import PAGE_SIZE, CaseloadFilter, CaseloadQuery, QtCaseloadModel, SortKey
+from ui.models import FIRST_PAGE_SIZE, PAGE_SIZE, CaseloadFilter, CaseloadQuery, QtCaseloadModel, SortKey
 
 TODAY = date(2025, 3, 1)
 
@@ -128,10 +128,12 @@ def test_paging_fetches_windows(qtbot: QtBot, ui_store: Store) -> None:
     ui_store.repo(Participant).save_many(participant(n) for n in range(PAGE_SIZE * 2 + 5))
     model = model_for(qtbot, ui_store)
     assert model.total == PAGE_SIZE * 2 + 5
-    assert model.rowCount() == PAGE_SIZE and model.canFetchMore(QModelIndex())
+    # A new list reads a short first window (what a window shows), then PAGE_SIZE at a time.
+    assert model.rowCount() == FIRST_PAGE_SIZE and model.canFetchMore(QModelIndex())
     with qtbot.waitSignal(model.rowsInserted):
         model.fetchMore(QModelIndex())
         assert not model.canFetchMore(QModelIndex())  # one window at a time
+    assert model.rowCount() == FIRST_PAGE_SIZE + PAGE_SIZE
     with qtbot.waitSignal(model.rowsInserted):
         model.fetchMore(QModelIndex())
     assert model.rowCount() == model.total and not model.canFetchMore(QModelIndex())
@@ -244,7 +246,7 @@ def test_a_long_filtered_list_shows_its_rows_then_its_count(
     view.status.setCurrentIndex(view.status.findData("active"))  # everyone: a long filtered list
     with qtbot.waitSignal(model.sig_loaded):
         model.set_filter(view.current_filter())
-    assert model.rowCount() == PAGE_SIZE
+    assert model.rowCount() == FIRST_PAGE_SIZE
     qtbot.waitUntil(lambda: model.total == count)
     # The rows came first, "Counting…" until the count arrived, then the count.
     assert totals == [-1, count]
@@ -280,12 +282,12 @@ def test_before_the_count_comes_fetch_more_still_loads_the_next_window(
         model.set_query(query)
     with qtbot.waitSignal(model.sig_loaded):
         model.set_filter(CaseloadFilter(status="active"))
-    assert model.counting and model.total == -1 and model.rowCount() == PAGE_SIZE
+    assert model.counting and model.total == -1 and model.rowCount() == FIRST_PAGE_SIZE
     assert model.canFetchMore(QModelIndex())  # a full window: there may be more
     query.release.set()  # the count may now land before or after the next window
     with qtbot.waitSignal(model.rowsInserted):
         model.fetchMore(QModelIndex())
-    assert model.rowCount() == PAGE_SIZE * 2
+    assert model.rowCount() == FIRST_PAGE_SIZE + PAGE_SIZE
     qtbot.waitUntil(lambda: model.total == count)
     model.shutdown()
 
@@ -299,7 +301,7 @@ def test_a_slow_filtered_list_is_counted_first(qtbot: QtBot, ui_store: Store, mo
     count = _many(ui_store)
     query = CaseloadQuery(ui_store.db, today=lambda: TODAY)
     first = query.first_page(CaseloadFilter(status="active"))
-    assert first.total == count and len(first.rows) == PAGE_SIZE
+    assert first.total == count and len(first.rows) == FIRST_PAGE_SIZE
     nobody = query.first_page(CaseloadFilter(quarantined=True))
     assert nobody.total == 0 and nobody.rows == ()
     # The budget only ever applied to that read: the connection works as before.

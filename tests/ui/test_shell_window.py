@@ -589,3 +589,171 @@ def test_the_record_screen_is_not_built_while_the_keyworker_searches(
     assert not window.ops.busy
     step()
     assert window._prebuilt_record_view is not None  # a quiet moment: building starts
+
+
+def test_records_opened_one_after_another_show_the_last_asked_for(
+        qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second record is asked for while the first is still being read: each file is
+    read off the GUI thread, the record ends on the second participant, and the list
+    selects them a turn after the record is shown (its repaint comes in a turn of its
+    own, not in the one that paints the record)."""
+    import threading
+
+    from PySide6.QtWidgets import QApplication
+
+    from ui.window import SELECT_AFTER_TURNS
+
+    read_on: list[str] = []
+    real_file = Store.participant_file
+
+    def participant_file(store: Store, *args: Any, **kwargs: Any) -> Any:
+        read_on.append(threading.current_thread().name)
+        return real_file(store, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "participant_file", participant_file)
+    seed(ui_paths, count=30)
+    window = make_window(ui_paths)
+    unlock(qtbot, window)
+    model, table = window.model, window.caseload.table
+    first, second = model.participant_id(0), model.participant_id(25)
+    second_ref = model.row(25).participant_ref
+
+    def selected() -> list[int]:
+        return [index.row() for index in table.selectionModel().selectedRows()]
+
+    with qtbot.waitSignal(window.sig_record_shown, timeout=20_000):
+        window.open_participant(model.participant_id(5))   # a record is on screen already
+    qtbot.waitUntil(lambda: selected() == [5])
+    shown: list[str] = []
+    window.sig_record_shown.connect(shown.append)
+    window.open_participant(first)
+    window.open_participant(second)
+    with qtbot.waitSignal(window.sig_record_shown, check_params_cb=lambda pid: pid == second,
+                          timeout=20_000):
+        pass
+    assert shown == [first, second] and window.open_participant_id == second
+    assert read_on and threading.main_thread().name not in read_on
+    assert window.record_view is not None and second_ref in window.record_view.title.text()
+
+
+    assert 25 not in selected()           # this turn paints the record
+    for _turn in range(SELECT_AFTER_TURNS + 1):
+        QApplication.processEvents()
+    assert selected() == [25]
+
+
+def test_the_record_screen_is_built_while_the_key_is_derived(
+        qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    """While unlocking the keyworker can only wait: the record screen is built then, a step
+    a turn with no gaps between and no waiting for a quieter moment, so no step is left for
+    the first search after. Once unlocked, an operation holds it again."""
+    import threading
+    import time
+
+    seed(ui_paths, count=3)
+    window = make_window(ui_paths)
+    qtbot.waitUntil(lambda: window.main_page_built, timeout=20_000)
+
+    def fresh_build() -> None:   # steps driven from here, from the start of a new build
+        window._prebuild_timer.stop()
+        window._prebuilt_record_view = None
+        window._prebuild_due = time.perf_counter() - 1.0   # overdue: the app was busy
+
+    def hold_operations() -> threading.Event:
+        release = threading.Event()
+        window.ops.run_task("Unlocking", lambda: release.wait(20))
+        return release
+
+    fresh_build()
+    release = hold_operations()   # stands for the key derivation
+    assert window.locked and window.ops.busy
+    window._prebuild_step()
+    assert window._prebuilt_record_view is not None      # built even so
+    assert window._prebuild_timer.isActive() and window._prebuild_timer.interval() == 0
+    qtbot.waitUntil(lambda: window.record_screen_ready, timeout=20_000)
+    assert window.ops.busy                                # all of it while "unlocking"
+    release.set()
+    qtbot.waitUntil(lambda: not window.ops.busy, timeout=20_000)
+
+    unlock(qtbot, window)
+    qtbot.waitUntil(lambda: not window.model.loading and not window.ops.busy, timeout=20_000)
+    window._prebuild_held = False
+    fresh_build()
+    release = hold_operations()   # a save, say
+    window._prebuild_step()
+    assert window._prebuilt_record_view is None           # held while it runs
+    release.set()
+    qtbot.waitUntil(lambda: not window.ops.busy, timeout=20_000)
+
+
+def test_the_record_screen_is_laid_out_ahead_at_the_size_it_is_shown_at(
+        qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    """Its last build step lays the record screen out at the size it will have beside the
+    list, so showing the first record never resizes it (nor lays it out again); the
+    record fills its side of the window."""
+    from PySide6.QtCore import QEvent, QObject, QSize
+
+    class Resizes(QObject):
+        sizes: list[QSize] = []
+
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Resize:
+                self.sizes.append(event.size())
+            return False
+
+    seed(ui_paths, count=3)
+    window = make_window(ui_paths)
+    qtbot.waitUntil(lambda: window.record_screen_ready, timeout=20_000)
+    view = window._prebuilt_record_view
+    assert view is not None
+    laid_out = view.size()
+    unlock(qtbot, window)
+    resizes = Resizes()
+    view.installEventFilter(resizes)
+    with qtbot.waitSignal(window.sig_record_shown, timeout=20_000):
+        window.open_participant(window.model.participant_id(0))
+    assert window.record_view is view and view.isVisible()
+    # Shown once (Qt says so with the size it had all along), never resized.
+    assert resizes.sizes and all(size == laid_out for size in resizes.sizes)
+    assert view.geometry() == window.record_area.contentsRect()
+    assert window.splitter.sizes()[1] == view.width()
+    view.removeEventFilter(resizes)
+
+
+def test_the_first_record_is_shown_after_the_list_has_made_room_for_it(
+        qtbot: QtBot, ui_paths: AppPaths, make_window: MakeWindow) -> None:
+    """The first record since unlocking: the list narrows at once and is repainted in a
+    turn of its own; the record is shown a turn after, complete for its section on screen,
+    with keyboard focus and names as usual, and its other sections are filled only after
+    it is on screen."""
+    from PySide6.QtWidgets import QApplication
+
+    seed(ui_paths, count=3)
+    window = make_window(ui_paths)
+    unlock(qtbot, window)
+    qtbot.waitUntil(lambda: window.record_screen_ready and not window.ops.busy, timeout=20_000)
+    store = window.ops.store
+    assert store is not None
+    pid = window.model.participant_id(1)
+    shown: list[str] = []
+    window.sig_record_shown.connect(shown.append)
+    view = window._prebuilt_record_view
+    stale_at_show: list[list[str]] = []
+    window.sig_record_shown.connect(lambda _pid: stale_at_show.append(list(view._stale)))
+    window._show_record(store.participant_file(pid, audit_view=False), (), ())
+    to_fill = list(view._stale)   # rendered: the section on screen; the others wait
+    assert "profile" not in to_fill and len(to_fill) > 1
+    assert window.splitter.sizes() == window._record_split()       # room made at once
+    assert window.record_area.currentWidget() is window.record_hint and shown == []
+    QApplication.processEvents()   # the turn that repaints the narrower list
+    assert window.record_area.currentWidget() is window.record_hint and shown == []
+    qtbot.waitUntil(lambda: shown == [pid], timeout=20_000)
+    assert window.record_area.currentWidget() is view and view.isVisible()
+    name = window.model.row(1).name.split(", ")[1]
+    assert view.title.text().startswith(name) and view.accessibleName().startswith(f"Record of {name}")
+    assert view.current_section() == "profile" and view.profile_table.row_count() > 0
+    assert stale_at_show == [to_fill]   # none filled before the record was on screen
+    qtbot.waitUntil(lambda: view.rendered, timeout=20_000)
+    view.nav.setFocus()
+    qtbot.keyClick(view.nav, Qt.Key.Key_Down)
+    assert view.current_section() == view.section_ids()[1]
