@@ -52,6 +52,26 @@ def test_migrating_twice_does_nothing(tmp_path: Path) -> None:
     assert db.migrate() == []
 
 
+def test_a_migration_another_instance_applied_meanwhile_is_skipped(tmp_path: Path) -> None:
+    """The app started twice on one profile after an upgrade: both read the old version,
+    one migrates, and the other must then find the migration applied (read again under
+    the write lock) and skip it, rather than run it twice and fail half way (which was
+    reported as a damaged profile)."""
+    path = tmp_path / "shared.db"
+    first = Database.connect_plain(path)
+    first.migrate(MIGRATIONS[:-1])
+    second = Database.connect_plain(path)
+
+    class FirstMigratesMeanwhile(tuple):  # type: ignore[type-arg]
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            first.migrate()   # after `second` has read the version, before it takes the lock
+            return super().__iter__()
+
+    assert second.migrate(FirstMigratesMeanwhile(MIGRATIONS)) == []
+    assert second.user_version == first.user_version == SCHEMA_VERSION
+    assert second.integrity_problems() == []
+
+
 def test_a_failing_migration_rolls_back_whole(tmp_path: Path) -> None:
     db = plain_db(tmp_path)
     db.migrate()

@@ -307,6 +307,12 @@ class Database:
                 conn = self.conn
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    # Read again under the write lock: another process opening the same
+                    # profile at the same moment (the app started twice) may have applied
+                    # it since the version was read above.
+                    if int(conn.execute("PRAGMA user_version").fetchone()[0]) >= migration.number:
+                        conn.execute("ROLLBACK")
+                        continue
                     for statement in split_sql(migration.sql):
                         conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {migration.number}")
