@@ -548,7 +548,36 @@ _WITHDRAWALS = BulkInsert(
 )
 _RECEIVED_SQL = _RECEIVED.values_sql()
 _HEAD_SQL = _HEADS.values_sql()
-_DUPLICATE = ("duplicate", "already received")
+_WITHDRAWAL_SQL = _WITHDRAWALS.values_sql()
+
+
+def _received_row(item: PushItem, batch_id: str, device_id: str, now: str) -> tuple[Any, ...]:
+    """``item`` as a row of ``received_items`` (``_RECEIVED``'s columns)."""
+    return (
+        item.idempotency_key, item.recipient, item.record_type, item.record_id, item.version,
+        item.op, item.participant_id, item.programme, item.strand, encode_payload(item.fields),
+        batch_id, device_id, now,
+    )
+
+
+def _withdrawal_row(item: PushItem, device_id: str, now: str) -> tuple[Any, ...]:
+    """A withdraw ``item`` as a row of ``withdrawals`` (``_WITHDRAWALS``'s columns)."""
+    withdrawn_on = item.fields.get("withdrawn_on")
+    return (
+        item.idempotency_key, item.recipient, item.participant_id, item.record_id,
+        str(withdrawn_on) if withdrawn_on is not None else None, device_id, now,
+    )
+
+
+def _duplicate(key: str) -> ItemResult:
+    return ItemResult(key, ItemStatus.DUPLICATE, "duplicate", "already received")
+
+
+def _conflict(key: str, version: int, held: Any) -> ItemResult:
+    return ItemResult(
+        key, ItemStatus.CONFLICT, "older_version",
+        f"version {version} is older than version {held} already held for this record and recipient",
+    )
 
 
 def _store_batch(tx: Tx, device: Device, batch_id: str, items: Sequence[PushItem]) -> list[ItemResult]:
@@ -578,32 +607,20 @@ def _store_batch(tx: Tx, device: Device, batch_id: str, items: Sequence[PushItem
     for item in items:
         key = item.idempotency_key
         if key in held_keys:
-            results.append(ItemResult(key, ItemStatus.DUPLICATE, *_DUPLICATE))
+            results.append(_duplicate(key))
             continue
-        record_id, recipient, version = item.record_id, item.recipient, item.version
-        target = (record_id, recipient)
+        version = item.version
+        target = (item.record_id, item.recipient)
         head = heads.get(target)
         if head is not None and head >= version:
-            results.append(ItemResult(
-                key, ItemStatus.CONFLICT, "older_version",
-                f"version {version} is older than version {head} already held "
-                "for this record and recipient",
-            ))
+            results.append(_conflict(key, version, head))
             continue
         held_keys.add(key)
         heads[target] = version
-        received.append((
-            key, recipient, item.record_type, record_id, version, item.op,
-            item.participant_id, item.programme, item.strand, encode_payload(item.fields),
-            batch_id, device_id, now,
-        ))
+        received.append(_received_row(item, batch_id, device_id, now))
         moved.append(target + (version,))
         if item.op == "withdraw":
-            withdrawn_on = item.fields.get("withdrawn_on")
-            withdrawals.append((
-                key, recipient, item.participant_id, record_id,
-                str(withdrawn_on) if withdrawn_on is not None else None, device_id, now,
-            ))
+            withdrawals.append(_withdrawal_row(item, device_id, now))
         results.append(ItemResult(key, accepted))
     # Written in key order (the order two deliveries of overlapping items take their
     # locks in, so they queue instead of deadlocking); heads keep the order decided for
@@ -637,51 +654,17 @@ def _store_item(tx: Tx, device: Device, batch_id: str, item: PushItem) -> ItemRe
     """
     key = item.idempotency_key
     now = now_text()
-    inserted = tx.execute(
-        "INSERT INTO received_items (idempotency_key, recipient, record_type, record_id,"
-        " version, op, participant_id, programme, strand, payload, batch_id, device_id,"
-        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (idempotency_key) DO NOTHING",
-        (
-            key, item.recipient, item.record_type, item.record_id, item.version, item.op,
-            item.participant_id, item.programme, item.strand,
-            encode_payload(item.fields),
-            batch_id, device.id, now,
-        ),
-    )
-    if inserted == 0:
-        return ItemResult(key, ItemStatus.DUPLICATE, "duplicate", "already received")
-    moved = tx.execute(
-        "INSERT INTO record_heads (record_id, recipient, version) VALUES (?, ?, ?)"
-        " ON CONFLICT (record_id, recipient) DO UPDATE SET version = excluded.version"
-        " WHERE record_heads.version < excluded.version",
-        (item.record_id, item.recipient, item.version),
-    )
-    if moved == 0:
+    if tx.execute(_RECEIVED_SQL, _received_row(item, batch_id, device.id, now)) == 0:
+        return _duplicate(key)
+    if tx.execute(_HEAD_SQL, (item.record_id, item.recipient, item.version)) == 0:
         tx.execute("DELETE FROM received_items WHERE idempotency_key = ?", (key,))
         head = tx.one(
             "SELECT version FROM record_heads WHERE record_id = ? AND recipient = ?",
             (item.record_id, item.recipient),
         )
-        held = head["version"] if head else "?"
-        return ItemResult(
-            key,
-            ItemStatus.CONFLICT,
-            "older_version",
-            f"version {item.version} is older than version {held} already held "
-            "for this record and recipient",
-        )
+        return _conflict(key, item.version, head["version"] if head else "?")
     if item.op == "withdraw":
-        withdrawn_on = item.fields.get("withdrawn_on")
-        tx.execute(
-            "INSERT INTO withdrawals (idempotency_key, recipient, participant_id,"
-            " consent_id, withdrawn_on, device_id, received_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                key, item.recipient, item.participant_id, item.record_id,
-                str(withdrawn_on) if withdrawn_on is not None else None, device.id, now,
-            ),
-        )
+        tx.execute(_WITHDRAWAL_SQL, _withdrawal_row(item, device.id, now))
     return ItemResult(key, ItemStatus.ACCEPTED)
 
 

@@ -93,7 +93,8 @@ _SORT_INDEX: dict[SortKey, str] = {
 #: A search matching more participants than this reads its windows by walking the sort
 #: order's index and keeping the matches: "s" matches all 100,000, and sorting them all to
 #: show the first 200 is what made short searches slow. Fewer matches are quicker sorted.
-#: Sorting reads every match's row, walking reads the index until 200 are found: at
+#: Sorting reads every match's row, walking reads the index until it has the rows asked
+#: for (200 when this was measured; a new list now asks for ``FIRST_PAGE_SIZE``): at
 #: 100,000 they cost about the same from a warm cache at 700-1,000 matches, and from a
 #: cold one (every row a page to decrypt) walking reads far fewer pages ("ah", 1,920
 #: matches: 370 pages against 2,170).

@@ -224,10 +224,8 @@ def render_record(view: QWidget, state: Any, later_turns: int = 0) -> None:
     render_soon = getattr(view, "render_soon", None)
     if render_soon is None:
         view.render(state)  # type: ignore[attr-defined]
-    elif later_turns:
-        render_soon(state, later_turns=later_turns)
     else:
-        render_soon(state)
+        render_soon(state, later_turns=later_turns)
 
 
 def default_record_view() -> QWidget:
