@@ -322,6 +322,9 @@ class Projector:
         self._records: dict[tuple[str, str], Record] = {}
         self._rows: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._fresh: set[str] = set()
+        # ... and, for each (participant, recipient) a withdrawn consent in the chunk would
+        # send a notice to, whether they were sent data since the last notice.
+        self._histories: dict[tuple[str, str], bool] = {}
         self._bulk = False
         # The compiled projection (see _RowView): per record type, per (programme, strand,
         # record type), and per participant (valid while their cached participant record
@@ -365,12 +368,14 @@ class Projector:
         """
         try:
             self._preload(rows)
+            self._read_histories(rows)
             self._after_reading()
             return [self.plan(row) for row in rows]
         finally:
             self._bulk = False
             self._records.clear()
             self._rows.clear()
+            self._histories.clear()
             self._fresh = set()
 
     def _preload(self, rows: Sequence[OutboxItem]) -> None:
@@ -407,6 +412,39 @@ class Projector:
         self._consents.update(grouped)
         self._fresh = changed
         self._bulk = True
+
+    def _read_histories(self, rows: Sequence[OutboxItem]) -> None:
+        """What :meth:`_had_data_since_last_notice` will ask for the chunk's withdrawn
+        consents, read with one query before projecting (and before the engine's writer
+        is handed the store, so that the query does not wait for its transaction).
+
+        Nothing is sent while a chunk is projected, so the sent log these pairs depend on
+        cannot change between here and their notices once each pair has been settled.
+        """
+        pairs: set[tuple[str, str]] = set()
+        for row in rows:
+            if row.op != "upsert" or row.record_type != Consent.record_type:
+                continue
+            consent = self._records.get((row.record_type, row.record_id))
+            participant = self._participants.get(row.participant_id)
+            if not isinstance(consent, Consent) or consent.version != row.version or participant is None:
+                continue
+            target = self._notice_recipient(consent, participant)
+            if target is not None:
+                pairs.add((participant.id, target.id))
+        if not pairs:
+            return
+        for participant_id, recipient in sorted(pairs):
+            self._before_history(participant_id, recipient)
+        for participant_id, recipient, had_data in self.store.db.query(
+            "SELECT j.value ->> 0, j.value ->> 1, EXISTS (SELECT 1 FROM sent_log AS s"
+            " WHERE s.participant_id = j.value ->> 0 AND s.recipient = j.value ->> 1"
+            " AND s.op = 'upsert' AND s.seq > coalesce((SELECT max(w.seq) FROM sent_log AS w"
+            " WHERE w.participant_id = j.value ->> 0 AND w.recipient = j.value ->> 1"
+            " AND w.op = 'withdraw'), 0)) FROM json_each(?) AS j",
+            (json_values(sorted(pairs)),),
+        ):
+            self._histories[(participant_id, recipient)] = bool(had_data)
 
     def _load(self, kind: type[Record], column: str, values: Sequence[str], order: str = "") -> list[Record]:
         """Records of ``kind`` whose ``column`` is one of ``values`` (one query)."""
@@ -576,11 +614,8 @@ class Projector:
         )
 
     def _withdrawal(self, consent: Consent, participant: Participant, seq: int) -> PlannedItem | None:
-        withdrawn = consent.status is ConsentStatus.WITHDRAWN or consent.withdrawn_on is not None
-        base = self.profiles.get(consent.sharing_profile)
-        if not withdrawn or base is None or not base.covers(participant.programme, participant.strand):
-            return None
-        if not self._had_data_since_last_notice(participant.id, base.id):
+        base = self._notice_recipient(consent, participant)
+        if base is None or not self._had_data_since_last_notice(participant.id, base.id):
             return None
         profile = base.for_programme(participant.programme)
         fields: dict[str, Any] = {
@@ -599,7 +634,19 @@ class Projector:
             outbox_seq=seq,
         )
 
+    def _notice_recipient(self, consent: Consent, participant: Participant) -> SharingProfile | None:
+        """The profile a withdrawal notice for ``consent`` would go to, if the consent is
+        withdrawn and its profile covers the participant; else None."""
+        withdrawn = consent.status is ConsentStatus.WITHDRAWN or consent.withdrawn_on is not None
+        base = self.profiles.get(consent.sharing_profile)
+        if not withdrawn or base is None or not base.covers(participant.programme, participant.strand):
+            return None
+        return base
+
     def _had_data_since_last_notice(self, participant_id: str, recipient: str) -> bool:
+        read = self._histories.get((participant_id, recipient))
+        if read is not None:
+            return read
         self._before_history(participant_id, recipient)
         last_notice = self.store.db.scalar(
             "SELECT max(seq) FROM sent_log WHERE participant_id = ? AND recipient = ? AND op = 'withdraw'",

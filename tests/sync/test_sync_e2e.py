@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from keyworker_app.records import Consent, ConsentStatus, Referral
 from sync.engine import Outcome, RunOutcome, SyncEngine
@@ -327,14 +328,20 @@ def test_outcome_counts_match_the_item_table(enrolled: tuple[Any, Laptop]) -> No
         "preparing", "pushing", "pulling_referrals", "pulling_instructions", "done"]
 
 
+@pytest.mark.parametrize("chunk, chunk_max", [(8, 32), (1000, 1000)], ids=["growing_chunks", "one_chunk"])
 def test_consents_withdrawn_during_a_pipelined_run_notify_exactly_where_data_went(
-    enrolled: tuple[Any, Laptop]
+    enrolled: tuple[Any, Laptop], chunk: int, chunk_max: int
 ) -> None:
-    """Small, growing chunks and small batches, so that many batches are queued for the
-    sender while later chunks are projected; the keyworker withdraws consents while the
-    run is sending (from the progress callback, between two chunks). Their notices are
-    projected in the same run and must go exactly to the recipients that received data
-    about the participant, every outbox row must be finished, and nothing left pending."""
+    """Small batches, so that many batches are queued for the sender while later chunks
+    are projected; the keyworker withdraws consents while the run is sending (from the
+    progress callback, between two chunks). Their notices are projected in the same run
+    and must go exactly to the recipients that received data about the participant,
+    every outbox row must be finished, and nothing left pending.
+
+    With growing chunks, most of that data was answered and written down chunks before.
+    With one chunk, none of it was: the notices' chunk is read while every batch of the
+    first is still in flight or answered but not yet written, so each notice depends on
+    the engine settling those first."""
     from sync.engine import SyncConfig, Stage
 
     controller, laptop = enrolled
@@ -353,7 +360,7 @@ def test_consents_withdrawn_during_a_pipelined_run_notify_exactly_where_data_wen
                         withdrawn.append(c)
 
         client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
-        config = SyncConfig(outbox_chunk=8, outbox_chunk_max=32, max_batch_items=4)
+        config = SyncConfig(outbox_chunk=chunk, outbox_chunk_max=chunk_max, max_batch_items=4)
         result = SyncEngine(store, client, config, progress=on_progress).run()
         client.close()
         assert store.outbox_count("pending") == 0
