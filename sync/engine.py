@@ -32,6 +32,8 @@ import enum
 import gc
 import json
 import logging
+import sys
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -85,27 +87,51 @@ def encode_item(item: PlannedItem) -> bytes:
 _MAX_IN_FLIGHT = 64
 _MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024
 
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for a while (as it was before, afterwards).
+#: Python's thread switch interval while pushing (its default is 5 ms).
+_SWITCH_INTERVAL = 0.001
 
-    A push makes a few small objects per item (a plan, its fields, its answer), many of
-    them alive until their batch is answered, and big lists and dicts of them. Every
-    collection walked those live objects again: at Python's default threshold over a
-    thousand collections in a push of 50,000 records (about 1.3 s of its 7 s); with the
-    threshold raised to 20,000, still 6% of the client's time (measured with
-    ``gc.callbacks``: 150 ms of collecting in a push of 20,000 records). None of it found
-    anything: the items are freed by reference counting. The only cycles a push makes are
-    httpx's, about 50 small objects per batch (3,500 after 20,000 records), which the
-    collector frees once it is back on.
+_tuning_lock = threading.Lock()
+_pushes_running = 0
+_settings_before: tuple[bool, float] = (True, 0.005)
+
+
+@contextlib.contextmanager
+def tuned_for_pushing() -> Iterator[None]:
+    """The process set up for a push while one runs, and as it was once none does
+    (pushes of two stores at once share the setting and put it back once).
+
+    * **The cyclic garbage collector is off.** A push makes a few small objects per item
+      (a plan, its fields, its answer), many of them alive until their batch is answered,
+      and big lists and dicts of them. Every collection walked those live objects again:
+      at Python's default threshold over a thousand collections in a push of 50,000
+      records (about 1.3 s of its 7 s); with the threshold raised to 20,000, still 6% of
+      the client's time (measured with ``gc.callbacks``: 150 ms of collecting in a push of
+      20,000 records). None of it found anything: the items are freed by reference
+      counting. The only cycles a push makes are httpx's, about 50 small objects per batch
+      (3,500 after 20,000 records), which the collector frees once it is back on.
+    * **Python's lock changes threads every millisecond, not every 5.** While the engine's
+      thread projects, the sender thread waits for the lock each time an answer comes off
+      the socket, and the controller waits for the next batch until the sender has it: up
+      to one switch interval per hand-over, several per batch. The extra switching costs
+      little.
     """
-    was_on = gc.isenabled()
-    gc.disable()
+    global _pushes_running, _settings_before
+    with _tuning_lock:
+        if _pushes_running == 0:
+            _settings_before = (gc.isenabled(), sys.getswitchinterval())
+            gc.disable()
+            sys.setswitchinterval(min(_settings_before[1], _SWITCH_INTERVAL))
+        _pushes_running += 1
     try:
         yield
     finally:
-        if was_on:
-            gc.enable()
+        with _tuning_lock:
+            _pushes_running -= 1
+            if _pushes_running == 0:
+                collector_was_on, interval = _settings_before
+                if collector_was_on:
+                    gc.enable()
+                sys.setswitchinterval(interval)
 
 
 #: While draining the batches in flight, answers are written in groups of this many items.
@@ -346,7 +372,7 @@ class SyncEngine:
         # participant's sent log is read (a deletion or a withdrawal notice) every batch in
         # flight about them (for that recipient, for a notice) is finished and every
         # answer back so far written.
-        with collector_paused():
+        with tuned_for_pushing():
             self._push_pipelined()
 
     def _push_pipelined(self) -> None:

@@ -375,6 +375,42 @@ def test_consents_withdrawn_during_a_pipelined_run_notify_exactly_where_data_wen
     assert sorted((n["recipient"], n["participant_id"]) for n in notices) == expected
 
 
+def test_a_push_runs_without_the_collector_and_with_quick_thread_switches(
+    enrolled: tuple[Any, Laptop], monkeypatch: Any
+) -> None:
+    """While batches go out, the cyclic garbage collector is off and Python switches
+    threads every millisecond (see sync.engine.tuned_for_pushing); once the run is over,
+    both are as they were, and a push of another store at the same time shares the
+    setting instead of putting it back early."""
+    import gc
+    import sys
+
+    from sync import engine as engine_module
+    from sync.engine import SyncConfig, tuned_for_pushing
+
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(2, seed=23))
+    seen: list[tuple[bool, float]] = []
+    deliver = engine_module.SyncEngine._deliver
+
+    def recording(self: Any, items: Any, encoded: Any) -> Any:
+        seen.append((gc.isenabled(), sys.getswitchinterval()))
+        return deliver(self, items, encoded)
+
+    monkeypatch.setattr(engine_module.SyncEngine, "_deliver", recording)
+    before = sys.getswitchinterval()
+    assert gc.isenabled() and before > 0.001
+    with laptop.opened() as store:
+        client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
+        with tuned_for_pushing():   # another store's push, already running
+            result = SyncEngine(store, client, SyncConfig(max_batch_items=4)).run()
+            assert not gc.isenabled() and sys.getswitchinterval() == 0.001
+        client.close()
+    assert result.outcome is RunOutcome.OK and len(seen) == result.batches > 1
+    assert set(seen) == {(False, 0.001)}
+    assert gc.isenabled() and sys.getswitchinterval() == before
+
+
 def test_answers_are_written_down_by_the_writer_thread(
     enrolled: tuple[Any, Laptop], monkeypatch: Any
 ) -> None:
