@@ -194,8 +194,11 @@ class Ledger:
         now = _now()
         skip = set(in_flight)
         with self.db.transaction() as conn:
-            known = self._statuses(conn, [h for p in plans for h in p.held]
-                                   + [i for p in plans for i in p.items])
+            # Who may have records held back: anyone with sync items already, and anyone
+            # these plans hold something back for. A requeue for anyone else finds nothing.
+            known, may_hold = self._statuses(conn, [h for p in plans for h in p.held]
+                                             + [i for p in plans for i in p.items],
+                                             {r.participant_id for p in plans for r in p.requeue})
             to_send: list[PlannedItem] = []
             held_rows: dict[str, tuple[Any, ...]] = {}   # by key: a later plan may send it after all
             held_here: set[str] = set()                  # held back by these plans (written or not)
@@ -223,6 +226,7 @@ class Ledger:
                                            held.record_id, held.version, held.participant_id,
                                            held.recipient, held.reason.value, now)
                     held_here.add(held.key)
+                    may_hold.add(held.participant_id)
                 for item in plan.items:
                     if item.key in skip:
                         continue
@@ -238,9 +242,10 @@ class Ledger:
                     skip.add(item.key)
                     to_send.append(item)
                     waiting += 1
-                if plan.requeue:
+                requeues = [r for r in plan.requeue if r.participant_id in may_hold]
+                if requeues:
                     flush()   # the requeue reads the held-back items just written
-                    for requeue in plan.requeue:
+                    for requeue in requeues:
                         self._requeue(conn, requeue.participant_id, requeue.reasons, requeue.recipient,
                                       projected_before)
                 if source is None:
@@ -255,23 +260,26 @@ class Ledger:
         return to_send
 
     @staticmethod
-    def _statuses(conn: Connection, items: Sequence[PlannedItem | HeldItem]) -> dict[str, str]:
+    def _statuses(conn: Connection, items: Sequence[PlannedItem | HeldItem],
+                  people: Collection[str] = ()) -> tuple[dict[str, str], set[str]]:
         """What the ledger already holds for these items, by key: ``accepted``/``duplicate``
         from the sent log, else the ``sync_item`` status (``held_back``, ``rejected``,
-        ``conflict``; ``pending`` in a store written before late 2026).
+        ``conflict``; ``pending`` in a store written before late 2026). And which of the
+        items' participants and ``people`` have any sync items.
 
         Only the items of participants with anything in either table are looked up: one
         index probe per participant first, which for people never sent anything yet (a
         first sync, new referrals) saves a probe per item.
         """
-        if not items:
-            return {}
+        everyone = {i.participant_id for i in items}.union(people)
+        if not everyone:
+            return {}, set()
         held: set[str] = set()
         sent: set[str] = set()
         for person, in_sync_items, in_sent_log in conn.execute(
                 "SELECT value, EXISTS (SELECT 1 FROM sync_item WHERE participant_id = value),"
                 " EXISTS (SELECT 1 FROM sent_line WHERE participant_id = value) FROM json_each(?)",
-                (json_values(sorted({i.participant_id for i in items})),)).fetchall():
+                (json_values(sorted(everyone)),)).fetchall():
             if in_sync_items:
                 held.add(person)
             if in_sent_log:
@@ -291,7 +299,7 @@ class Ledger:
                 " AND s.version = json_extract(j.value, '$[3]')",
                 (json_values([(i.participant_id, i.recipient, i.record_id, i.version)
                               for i in items if i.participant_id in sent]),)).fetchall())
-        return found
+        return found, held
 
     def _requeue(self, conn: Connection, participant_id: str, reasons: Iterable[Any],
                  recipient: str | None, projected_before: int = 0) -> None:

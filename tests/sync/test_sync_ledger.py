@@ -253,3 +253,65 @@ def test_each_line_points_at_the_basis_it_went_on(store: Store, plans: list[Sour
                                     json.dumps(list(item.field_names)), item.article_6, item.article_9)
     distinct = {(i.recipient, *logged[i.key]) for i in items}
     assert store.db.scalar("SELECT count(*) FROM sent_basis") == len(distinct) < len(items)
+
+
+def _push_everything(store: Store, ledger: Ledger) -> None:
+    """Project every pending row, as one chunk, and answer every item accepted."""
+    to_send = ledger.prepare(Projector(store).plan_many(store.outbox_pending(limit=100_000)))
+    ledger.apply_answers(to_send, answers(to_send))
+
+
+def test_records_held_back_for_a_restriction_are_queued_again_once_it_is_lifted(store: Store) -> None:
+    """A restricted participant's records are held back, every row finished; lifting the
+    restriction queues each held record's current version again, and those then go."""
+    cases = caseload(2, seed=52, keyworker_id=store.actor)
+    save_caseload(store, cases)
+    person = cases[0].participant
+    stored = store.participants.find(person.id)
+    assert stored is not None
+    store.save(stored.replace(restricted=True))
+    ledger = Ledger(store)
+    _push_everything(store, ledger)
+    held = {(r, i) for r, i in store.db.query(
+        "SELECT record_type, record_id FROM sync_item WHERE participant_id = ? AND status = 'held_back'"
+        " AND reason = 'restricted'", (person.id,))}
+    assert len(held) > 3 and store.outbox_count("pending") == 0
+
+    restricted = store.participants.find(person.id)
+    assert restricted is not None
+    store.save(restricted.replace(restricted=False))
+    ledger.prepare(Projector(store).plan_many(store.outbox_pending(limit=100_000)))
+    queued = {(row.record_type, row.record_id) for row in store.outbox_pending(limit=100_000)}
+    assert held <= queued
+
+    _push_everything(store, ledger)
+    sent = {(r, i) for r, i in store.db.query(
+        "SELECT record_type, record_id FROM sent_log WHERE participant_id = ?", (person.id,))}
+    assert held - {("participant", person.id)} <= sent
+    # Only the restricted version of the participant record itself is still counted.
+    assert store.db.query("SELECT record_type, version FROM sync_item WHERE participant_id = ?"
+                          " AND status = 'held_back' AND reason = 'restricted' GROUP BY record_type, version",
+                          (person.id,)) == [("participant", restricted.version)]
+
+
+def test_a_lifted_hold_looks_for_held_records_only_for_people_who_may_have_some(store: Store) -> None:
+    """A participant or consent row can lift a hold; only participants with sync items
+    (or held back in the same call) can have records to queue again, so nobody else's
+    row costs a query."""
+    save_caseload(store, caseload(6, seed=53, keyworker_id=store.actor))
+    ledger = Ledger(store)
+    _push_everything(store, ledger)
+    with_items = {p for (p,) in store.db.query("SELECT DISTINCT participant_id FROM sync_item")}
+    nothing_held = [p for p in store.participants.all() if p.id not in with_items]
+    assert len(nothing_held) >= 2
+    for person in nothing_held:
+        store.save(person.replace(preferred_name=person.preferred_name + "x"))
+    plans = Projector(store).plan_many(store.outbox_pending(limit=100_000))
+    assert sum(len(p.requeue) for p in plans) >= 2
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        ledger.prepare(plans)
+    finally:
+        store.db.conn.set_trace_callback(None)
+    assert [s for s in statements if "status = 'held_back'" in s] == []
