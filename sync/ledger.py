@@ -56,6 +56,15 @@ def _field_names_json(names: tuple[str, ...]) -> str:
 #: crowd the connection's statement cache and be prepared again and again).
 _JSON_LIST = "(SELECT value FROM json_each(?))"
 
+#: Held-back lines of older versions of a record for a recipient, once a newer version
+#: is decided (sent or held back): they will never go, so they are no longer held back.
+#: Parameter: JSON [[participant id, recipient, record id, version], ...].
+_SUPERSEDED_SQL = (
+    "DELETE FROM sync_item WHERE idempotency_key IN (SELECT s.idempotency_key FROM json_each(?) AS j"
+    " JOIN sync_item AS s ON s.participant_id = j.value ->> 0 AND s.recipient = j.value ->> 1"
+    " AND s.status = 'held_back' AND s.record_id = j.value ->> 2 AND s.version < j.value ->> 3)"
+)
+
 _HOLD_SQL = (
     "INSERT INTO sync_item (idempotency_key, outbox_seq, one_off_seq, record_type,"
     " record_id, version, participant_id, recipient, op, status, reason, updated_at)"
@@ -203,6 +212,7 @@ class Ledger:
             held_rows: dict[str, tuple[Any, ...]] = {}   # by key: a later plan may send it after all
             held_here: set[str] = set()                  # held back by these plans (written or not)
             unheld: list[str] = []
+            decided: list[tuple[str, str, str, int]] = []   # (participant, recipient, record, version)
             closing: list[tuple[tuple[str, int], bool]] = []
 
             def flush() -> None:
@@ -227,6 +237,7 @@ class Ledger:
                                            held.recipient, held.reason.value, now)
                     held_here.add(held.key)
                     may_hold.add(held.participant_id)
+                    decided.append((held.participant_id, held.recipient, held.record_id, held.version))
                 for item in plan.items:
                     if item.key in skip:
                         continue
@@ -241,6 +252,7 @@ class Ledger:
                         unheld.append(item.key)
                     skip.add(item.key)
                     to_send.append(item)
+                    decided.append((item.participant_id, item.recipient, item.record_id, item.version))
                     waiting += 1
                 requeues = [r for r in plan.requeue if r.participant_id in may_hold]
                 if requeues:
@@ -256,6 +268,9 @@ class Ledger:
                     self._open.pop(source, None)
                     closing.append((source, refused))
             flush()
+            superseding = [d for d in decided if d[0] in may_hold]
+            if superseding:
+                conn.execute(_SUPERSEDED_SQL, (json_values(superseding),))
             self._close(conn, closing)
         return to_send
 

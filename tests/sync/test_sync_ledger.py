@@ -264,6 +264,8 @@ def _push_everything(store: Store, ledger: Ledger) -> None:
 def test_records_held_back_for_a_restriction_are_queued_again_once_it_is_lifted(store: Store) -> None:
     """A restricted participant's records are held back, every row finished; lifting the
     restriction queues each held record's current version again, and those then go."""
+    from keyworker_app.sharing import HoldReason
+
     cases = caseload(2, seed=52, keyworker_id=store.actor)
     save_caseload(store, cases)
     person = cases[0].participant
@@ -288,10 +290,9 @@ def test_records_held_back_for_a_restriction_are_queued_again_once_it_is_lifted(
     sent = {(r, i) for r, i in store.db.query(
         "SELECT record_type, record_id FROM sent_log WHERE participant_id = ?", (person.id,))}
     assert held - {("participant", person.id)} <= sent
-    # Only the restricted version of the participant record itself is still counted.
-    assert store.db.query("SELECT record_type, version FROM sync_item WHERE participant_id = ?"
-                          " AND status = 'held_back' AND reason = 'restricted' GROUP BY record_type, version",
-                          (person.id,)) == [("participant", restricted.version)]
+    # Nothing is counted as held back for the restriction any more: not the records sent,
+    # nor the restricted version of the participant record, which a newer one replaced.
+    assert ledger.held_back(person.id)[HoldReason.RESTRICTED.value] == 0
 
 
 def test_a_lifted_hold_looks_for_held_records_only_for_people_who_may_have_some(store: Store) -> None:
@@ -315,3 +316,26 @@ def test_a_lifted_hold_looks_for_held_records_only_for_people_who_may_have_some(
     finally:
         store.db.conn.set_trace_callback(None)
     assert [s for s in statements if "status = 'held_back'" in s] == []
+
+
+def test_a_record_edited_while_held_back_is_counted_once_per_recipient(store: Store) -> None:
+    """Each version of a record held back replaces the last in the count: a participant
+    record edited three times while restricted is one held-back item per recipient."""
+    from keyworker_app.sharing import HoldReason
+
+    cases = caseload(1, seed=54, keyworker_id=store.actor)
+    save_caseload(store, cases)
+    person_id = cases[0].participant.id
+    ledger = Ledger(store)
+    counts = []
+    for edit in range(3):
+        person = store.participants.find(person_id)
+        assert person is not None
+        store.save(person.replace(restricted=True, preferred_name=f"Sam{edit}"))
+        _push_everything(store, ledger)
+        counts.append(store.db.scalar(
+            "SELECT count(*) FROM sync_item WHERE record_id = ? AND status = 'held_back'", (person_id,)))
+    assert counts[0] > 0 and counts == [counts[0]] * 3
+    assert store.db.scalar("SELECT count(DISTINCT version) FROM sync_item WHERE record_id = ?"
+                           " AND status = 'held_back'", (person_id,)) == 1
+    assert ledger.held_back(person_id)[HoldReason.RESTRICTED.value] > 0
