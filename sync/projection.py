@@ -195,14 +195,11 @@ def _json_converter(hint: Any, decoder: Callable[[Any], Any]) -> _Converter:
     if base is datetime:
         # What datetime.isoformat() writes (no zero microseconds, offsets in minutes, UTC
         # as +00:00) reads back and writes out the same.
-        def moment(raw: Any) -> Any:
-            if type(raw) is str and _CANONICAL_MOMENT.fullmatch(raw) and not raw.endswith((".000000", "-00:00")) \
-                    and ".000000+" not in raw and ".000000-" not in raw:
-                return raw
-            return generic(raw)
-        return moment
+        return _canonical_or(generic, lambda raw: bool(
+            _CANONICAL_MOMENT.fullmatch(raw) and not raw.endswith((".000000", "-00:00"))
+            and ".000000+" not in raw and ".000000-" not in raw))
     if base is date:
-        return lambda raw: raw if type(raw) is str and _CANONICAL_DAY.fullmatch(raw) else generic(raw)
+        return _canonical_or(generic, lambda raw: bool(_CANONICAL_DAY.fullmatch(raw)))
     if origin in (tuple, list) or origin in (dict, Mapping) or origin is typing.get_origin(Mapping[str, Any]):
         # Stored as JSON text; parsed JSON is already JSON-ready (a tuple's items come
         # back as a list, as _json_ready makes them).
@@ -219,6 +216,30 @@ def _json_converter(hint: Any, decoder: Callable[[Any], Any]) -> _Converter:
             return generic(raw)
         return parsed
     return generic
+
+
+#: How many stored texts one converter remembers as already in canonical form.
+_CANONICAL_SEEN = 65536
+
+
+def _canonical_or(generic: _Converter, canonical: Callable[[str], bool]) -> _Converter:
+    """stored text as it is when ``canonical`` says it is written as decoding and writing
+    again would write it, else ``generic``. Dates and moments repeat from record to record
+    (a day, a session's time): each distinct text is checked once and remembered (up to
+    ``_CANONICAL_SEEN`` of them, then forgotten and learnt again)."""
+    seen: set[str] = set()
+
+    def convert(raw: Any) -> Any:
+        if type(raw) is str:
+            if raw in seen:
+                return raw
+            if canonical(raw):
+                if len(seen) >= _CANONICAL_SEEN:
+                    seen.clear()
+                seen.add(raw)
+                return raw
+        return generic(raw)
+    return convert
 
 
 _CANONICAL_DAY = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])")

@@ -135,3 +135,37 @@ def test_each_quick_converter_gives_what_decoding_gives(hint: str, values: list[
     for value in values:
         assert convert(value) == _json_ready(decode(value)), value
         assert type(convert(value)) is type(_json_ready(decode(value))), value
+
+
+def test_a_quick_converter_remembers_canonical_texts_only_and_within_its_bound(monkeypatch: Any) -> None:
+    """Dates seen before are answered from memory; a text that is not canonical is never
+    remembered, and once the bound is reached the memory starts again, answers unchanged."""
+    from datetime import date
+
+    from keyworker_app.sharing import _json_ready
+    from keyworker_app.store.codec import _codec_for
+    from sync import projection
+
+    monkeypatch.setattr(projection, "_CANONICAL_SEEN", 3)
+    checked: list[str] = []
+    day = projection._CANONICAL_DAY
+
+    class Counting:
+        @staticmethod
+        def fullmatch(text: str) -> Any:
+            checked.append(text)
+            return day.fullmatch(text)
+
+    monkeypatch.setattr(projection, "_CANONICAL_DAY", Counting)
+    _, decode = _codec_for(date)
+    convert = projection._json_converter(date, decode)
+    texts = ["2025-01-01", "2025-01-02", "20250103", "2025-01-04", "2025-01-05"]
+    for _ in range(2):
+        for text in texts:
+            assert convert(text) == _json_ready(decode(text)), text
+    assert convert("2025-01-05") == "2025-01-05"
+    # First pass: each checked once; the bound (3) is met at the 5th, so the memory starts
+    # again with 2025-01-05 alone. Second pass: -01 and -02 are checked and remembered,
+    # the non-canonical text checked again, -04 meets the bound (the memory starts again
+    # with it), so -05 is checked once more; after that it is remembered.
+    assert checked == texts + ["2025-01-01", "2025-01-02", "20250103", "2025-01-04", "2025-01-05"]
