@@ -58,10 +58,12 @@ _JSON_LIST = "(SELECT value FROM json_each(?))"
 
 #: Held-back lines of older versions of a record for a recipient, once a newer version
 #: is decided (sent or held back): they will never go, so they are no longer held back.
-#: Parameter: JSON [[participant id, recipient, record id, version], ...].
+#: Parameter: JSON [[participant id, recipient, record id, version], ...]; CROSS JOIN keeps
+#: the list outside, each entry one probe of sync_item_by_participant (the planner, left to
+#: itself, scanned sync_item once per entry).
 _SUPERSEDED_SQL = (
     "DELETE FROM sync_item WHERE idempotency_key IN (SELECT s.idempotency_key FROM json_each(?) AS j"
-    " JOIN sync_item AS s ON s.participant_id = j.value ->> 0 AND s.recipient = j.value ->> 1"
+    " CROSS JOIN sync_item AS s ON s.participant_id = j.value ->> 0 AND s.recipient = j.value ->> 1"
     " AND s.status = 'held_back' AND s.record_id = j.value ->> 2 AND s.version < j.value ->> 3)"
 )
 
@@ -268,7 +270,8 @@ class Ledger:
                     self._open.pop(source, None)
                     closing.append((source, refused))
             flush()
-            superseding = [d for d in decided if d[0] in may_hold]
+            # A first version has nothing older; nor has anyone without sync items.
+            superseding = [d for d in decided if d[3] > 1 and d[0] in may_hold]
             if superseding:
                 conn.execute(_SUPERSEDED_SQL, (json_values(superseding),))
             self._close(conn, closing)
