@@ -333,6 +333,10 @@ class Database:
             )
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue(maxsize=pool_size)
         self._closed = threading.Event()
+        # SQLite takes one writer at a time; the others wait here, each let in the moment
+        # the last commits, rather than in SQLite's busy handler, which sleeps and polls
+        # (up to 100 ms between looks) and would leave the file idle meanwhile.
+        self._write_lock = threading.Lock()
 
     # -- connections ---------------------------------------------------------------------
 
@@ -399,16 +403,17 @@ class Database:
         healthy = True
         try:
             if self.backend == "sqlite":
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:
-                    raise DatabaseUnavailable("the database is busy") from exc
-                try:
-                    yield _SqliteTx(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+                with self._write_lock:
+                    try:
+                        conn.execute("BEGIN IMMEDIATE")
+                    except sqlite3.OperationalError as exc:
+                        raise DatabaseUnavailable("the database is busy") from exc
+                    try:
+                        yield _SqliteTx(conn)
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
             else:
                 import psycopg
 

@@ -15,8 +15,8 @@ raises for something a person can meet: the failure is in :attr:`SyncResult.erro
   recorded (:meth:`Ledger.prepare`), then sent in batches bounded by count and bytes, each
   body gzip-compressed; each batch's answers checked whole (:mod:`sync.wire`) and written
   down, many batches' in one transaction. A batch the controller finds too large is split
-  in two. A sender thread posts the batches and a writer thread writes their answers down
-  while this thread projects the next chunk (see :meth:`SyncEngine._push`). Then the
+  in two. Two sender threads post the batches and a writer thread writes their answers
+  down while this thread projects the next chunk (see :meth:`SyncEngine._push`). Then the
   one-off shares the keyworker asked for.
 * PULLING_REFERRALS: pages of referrals for this keyworker become Participant and Referral
   records (one transaction per page, never twice for one controller referral), then acked.
@@ -38,7 +38,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -80,8 +80,16 @@ def encode_item(item: PlannedItem) -> bytes:
         return _ITEM_ENCODER.encode(wire).encode("utf-8")
 
 
-#: Batches handed to the sender thread and not yet finished: one on the wire, the rest
-#: waiting. Enough for a whole chunk of outbox rows, so that the next chunk is projected
+#: Batches on the wire at once, each from its own sender thread. With one, the controller
+#: sat idle from each answer until the next batch reached it (the answer read and checked,
+#: the next body sent and read): a median of 15-18 ms a batch, a third of a push, measured
+#: in the controller. With two, it has the next batch as soon as it finishes one. A batch
+#: carrying a version of a record for a recipient that an earlier batch still on its way
+#: also carries waits for it, so the controller still meets each record's versions in order.
+_SENDERS = 2
+
+#: Batches handed to the sender threads and not yet finished: up to _SENDERS on the wire,
+#: the rest waiting. Enough for a whole chunk of outbox rows, so that the next chunk is projected
 #: and recorded while this one is sent; bounded in bytes too (their JSON is kept until
 #: answered).
 _MAX_IN_FLIGHT = 64
@@ -157,6 +165,7 @@ class _InFlight:
     keys: frozenset[str]
     targets: frozenset[tuple[str, str] | str]   # (participant id, recipient) and participant id
                                                 # of each of its items
+    records: frozenset[tuple[str, str]]         # (record id, recipient) of each of its items
     size: int = 0
 
 
@@ -355,9 +364,11 @@ class SyncEngine:
     # -- PUSHING ----------------------------------------------------------------------
 
     def _push(self) -> None:
-        # Sending and writing overlap with projecting. One sender thread posts the batches,
-        # in order, and only talks HTTP; one writer thread writes their answers down, in
-        # order, a group of batches per transaction (fewer, larger transactions: the store
+        # Sending and writing overlap with projecting. Two sender threads post the batches
+        # (two on the wire at once, see _SENDERS; a batch waits for an earlier one still on
+        # its way that carries one of its records for the same recipient) and only talk
+        # HTTP; their answers are kept in the order the batches were made. One writer
+        # thread writes the answers down, in that order, a group of batches per transaction (fewer, larger transactions: the store
         # encrypts every page a transaction touches); this thread projects and records the
         # next chunk meanwhile. The writer is handed the answers back so far once this
         # thread has read the next chunk's records, so that its writing (mostly in SQLite,
@@ -379,7 +390,7 @@ class SyncEngine:
         projector = Projector(self.store, self._profiles, self._today, before_history=self._settle_for,
                               after_reading=self._hand_over)
         self.ledger.begin_run()
-        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyworker-sync-push")
+        self._sender = ThreadPoolExecutor(max_workers=_SENDERS, thread_name_prefix="keyworker-sync-push")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyworker-sync-write")
         self._in_flight: deque[_InFlight] = deque()
         self._writing: deque[_Writing] = deque()
@@ -566,14 +577,20 @@ class SyncEngine:
             self._reap()
         targets: set[tuple[str, str] | str] = {(i.participant_id, i.recipient) for i in items}
         targets.update({i.participant_id for i in items})
+        records = frozenset((i.record_id, i.recipient) for i in items)
+        after = [f.future for f in self._in_flight if not f.future.done() and not f.records.isdisjoint(records)]
         self._flying.update(targets)
         self._in_flight.append(_InFlight(
-            self._sender.submit(self._deliver, items, encoded),
-            frozenset(i.key for i in items), frozenset(targets), size))
+            self._sender.submit(self._deliver, items, encoded, after),
+            frozenset(i.key for i in items), frozenset(targets), records, size))
 
-    def _deliver(self, items: list[PlannedItem], encoded: list[bytes]) -> list[_Answered]:
-        """In the sender thread: post one batch; its answers (checked) or, for an item the
-        controller finds too large on its own, None. Touches nothing in the store."""
+    def _deliver(self, items: list[PlannedItem], encoded: list[bytes],
+                 after: Sequence[Future[list[_Answered]]] = ()) -> list[_Answered]:
+        """In a sender thread: post one batch, once the batches in ``after`` (earlier ones
+        carrying a version of one of its records for the same recipient) are finished; its
+        answers (checked) or, for an item the controller finds too large on its own, None.
+        Touches nothing in the store."""
+        wait(after)
         if self._stopping:   # an earlier batch failed: the run is stopping, send nothing more
             return []
         try:

@@ -393,9 +393,9 @@ def test_a_push_runs_without_the_collector_and_with_quick_thread_switches(
     seen: list[tuple[bool, float]] = []
     deliver = engine_module.SyncEngine._deliver
 
-    def recording(self: Any, items: Any, encoded: Any) -> Any:
+    def recording(self: Any, items: Any, encoded: Any, after: Any = ()) -> Any:
         seen.append((gc.isenabled(), sys.getswitchinterval()))
-        return deliver(self, items, encoded)
+        return deliver(self, items, encoded, after)
 
     monkeypatch.setattr(engine_module.SyncEngine, "_deliver", recording)
     before = sys.getswitchinterval()
@@ -409,6 +409,71 @@ def test_a_push_runs_without_the_collector_and_with_quick_thread_switches(
     assert result.outcome is RunOutcome.OK and len(seen) == result.batches > 1
     assert set(seen) == {(False, 0.001)}
     assert gc.isenabled() and sys.getswitchinterval() == before
+
+
+def test_two_batches_on_the_wire_never_carry_one_record_for_one_recipient(
+    enrolled: tuple[Any, Laptop], monkeypatch: Any
+) -> None:
+    """Two batches go at once, but a batch carrying a record's new version for a recipient
+    waits for an earlier batch still on its way with the old one, so the controller meets
+    the versions in order (the other way round, the old would be refused as a conflict).
+
+    The participant record is edited after the first chunk is handed over, so its new
+    version goes in a later batch; the first batch with the old version is held back from
+    the wire until the later one's sender has started (a stand-in for a slow network,
+    which a test cannot make on cue). Every post checks that no (record, recipient) pair
+    is on the wire twice."""
+    import threading
+
+    from sync import engine as engine_module
+    from sync.engine import SyncConfig, Stage
+
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(3, seed=24))
+    lock = threading.Lock()
+    on_wire: set[tuple[str, str]] = set()
+    overlaps: list[tuple[str, str]] = []
+    newer_started = threading.Event()
+    waited: list[bool] = []
+    deliver, post = engine_module.SyncEngine._deliver, engine_module.SyncEngine._post
+    with laptop.opened() as store:
+        person = store.participants.all()[0]
+        edited: list[int] = []
+
+        def on_progress(stage: Stage, done: int, total: int) -> None:
+            if stage is Stage.PUSHING and done and not edited:
+                current = store.participants.find(person.id)
+                assert current is not None
+                edited.append(store.save(current.replace(preferred_name="Jo")).version)
+
+        def delivering(self: Any, items: Any, encoded: Any, after: Any = ()) -> Any:
+            if any(i.record_id == person.id and i.version > person.version for i in items):
+                newer_started.set()
+            return deliver(self, items, encoded, after)
+
+        def posting(self: Any, items: Any, encoded: Any) -> Any:
+            if any(i.record_id == person.id and i.version == person.version for i in items):
+                waited.append(newer_started.wait(timeout=30))
+            pairs = {(i.record_id, i.recipient) for i in items}
+            with lock:
+                overlaps.extend(pairs & on_wire)
+                on_wire.update(pairs)
+            try:
+                return post(self, items, encoded)
+            finally:
+                with lock:
+                    on_wire.difference_update(pairs)
+
+        monkeypatch.setattr(engine_module.SyncEngine, "_deliver", delivering)
+        monkeypatch.setattr(engine_module.SyncEngine, "_post", posting)
+        client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
+        config = SyncConfig(outbox_chunk=8, outbox_chunk_max=8, max_batch_items=4)
+        result = SyncEngine(store, client, config, progress=on_progress).run()
+        client.close()
+    assert edited and waited == [True] and overlaps == []
+    assert result.outcome is RunOutcome.OK and not result.counts.get(Outcome.CONFLICT)
+    versions = sorted({r["version"] for r in controller_json(controller, "records") if r["record_id"] == person.id})
+    assert versions == [person.version, edited[0]]
 
 
 def test_answers_are_written_down_by_the_writer_thread(
