@@ -11,7 +11,8 @@
 3. The full client (projection through every sharing profile, ledger writes, batching,
    gzip, HTTP, answer checks, one transaction per batch) pushes everything to A. Every
    push body it sends is captured.
-4. A bare loop posts exactly those bodies to B with one ``httpx.Client`` and decodes the
+4. A bare loop posts exactly those bodies to B with one ``httpx.Client``, as many at once
+   as the client has on the wire (``sync.engine.PUSHES_AT_ONCE``, two), and decodes the
    answers: the floor set by the controller and the network.
 5. A second sync with nothing to send is timed (health, empty push, referrals, instructions).
 6. Steps 2-5 run ``--rounds`` times, each against two fresh controllers, the laptop's
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,7 @@ from keyworker_app.paths import app_paths  # noqa: E402
 from keyworker_app.profile import Profile  # noqa: E402
 from keyworker_app.security import KdfParams  # noqa: E402
 from keyworker_app.synthetic import generate_caseload  # noqa: E402
-from sync.engine import SyncEngine  # noqa: E402
+from sync.engine import PUSHES_AT_ONCE, SyncEngine  # noqa: E402
 from sync.enrolment import enrol, open_client  # noqa: E402
 from sync.retry import RetryPolicy  # noqa: E402
 
@@ -173,12 +175,15 @@ def one_round(store: Any, paths: Any, folder: Path, backend: str, round_: int) -
         with httpx.Client(base_url=b.url, headers={"Authorization": f"Bearer {token_b}",
                                                     "Content-Type": "application/json",
                                                     "Content-Encoding": "gzip"}, timeout=120) as bare:
-            cpu_b = b.cpu_seconds()
-            started = time.perf_counter()
-            for body in bodies:
+            def post(body: bytes) -> None:
                 response = bare.post("/v1/push", content=body)
                 response.raise_for_status()
                 response.json()
+
+            cpu_b = b.cpu_seconds()
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=PUSHES_AT_ONCE) as senders:
+                list(senders.map(post, bodies))
             bare_seconds = time.perf_counter() - started
             cpu_b = None if cpu_b is None else (b.cpu_seconds() or 0.0) - cpu_b
 

@@ -86,12 +86,12 @@ def encode_item(item: PlannedItem) -> bytes:
 #: in the controller. With two, it has the next batch as soon as it finishes one. A batch
 #: carrying a version of a record for a recipient that an earlier batch still on its way
 #: also carries waits for it, so the controller still meets each record's versions in order.
-_SENDERS = 2
+PUSHES_AT_ONCE = 2
 
-#: Batches handed to the sender threads and not yet finished: up to _SENDERS on the wire,
-#: the rest waiting. Enough for a whole chunk of outbox rows, so that the next chunk is projected
-#: and recorded while this one is sent; bounded in bytes too (their JSON is kept until
-#: answered).
+#: Batches handed to the sender threads and not yet finished: up to PUSHES_AT_ONCE on the
+#: wire, the rest waiting. Enough for a whole chunk of outbox rows, so that the next chunk
+#: is projected and recorded while this one is sent; bounded in bytes too (their JSON is
+#: kept until answered).
 _MAX_IN_FLIGHT = 64
 _MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024
 
@@ -365,14 +365,15 @@ class SyncEngine:
 
     def _push(self) -> None:
         # Sending and writing overlap with projecting. Two sender threads post the batches
-        # (two on the wire at once, see _SENDERS; a batch waits for an earlier one still on
-        # its way that carries one of its records for the same recipient) and only talk
-        # HTTP; their answers are kept in the order the batches were made. One writer
-        # thread writes the answers down, in that order, a group of batches per transaction (fewer, larger transactions: the store
-        # encrypts every page a transaction touches); this thread projects and records the
-        # next chunk meanwhile. The writer is handed the answers back so far once this
-        # thread has read the next chunk's records, so that its writing (mostly in SQLite,
-        # which lets go of Python's lock) runs while this thread projects them. Chunks
+        # (two on the wire at once, see PUSHES_AT_ONCE; a batch waits for an earlier one
+        # still on its way that carries one of its records for the same recipient) and
+        # only talk HTTP; their answers are kept in the order the batches were made. One
+        # writer thread writes the answers down, in that order, a group of batches per
+        # transaction (fewer, larger transactions: the store encrypts every page a
+        # transaction touches); this thread projects and records the next chunk
+        # meanwhile. The writer is handed the answers back so far once this thread has
+        # read the next chunk's records, so that its writing (mostly in SQLite, which lets
+        # go of Python's lock) runs while this thread projects them. Chunks
         # grow from SyncConfig.outbox_chunk to outbox_chunk_max, and up to _MAX_IN_FLIGHT
         # batches (a whole chunk) are handed over at a time, so the controller always has
         # the last chunk to store while this thread prepares the next. What a chunk holds
@@ -390,7 +391,7 @@ class SyncEngine:
         projector = Projector(self.store, self._profiles, self._today, before_history=self._settle_for,
                               after_reading=self._hand_over)
         self.ledger.begin_run()
-        self._sender = ThreadPoolExecutor(max_workers=_SENDERS, thread_name_prefix="keyworker-sync-push")
+        self._sender = ThreadPoolExecutor(max_workers=PUSHES_AT_ONCE, thread_name_prefix="keyworker-sync-push")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyworker-sync-write")
         self._in_flight: deque[_InFlight] = deque()
         self._writing: deque[_Writing] = deque()
