@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
+import operator
 import re
 import secrets
 import threading
@@ -561,6 +562,10 @@ def _conflict(key: str, version: int, held: Any) -> ItemResult:
     )
 
 
+_first = operator.itemgetter(0)
+_record_and_recipient = operator.itemgetter(0, 1)
+
+
 def _store_batch(tx: Tx, device: Device, batch_id: str, items: Sequence[PushItem]) -> list[ItemResult]:
     """Store checked items in order, as :func:`_store_item` would one by one; raises
     :class:`_Raced` when a write finds the database other than it was read."""
@@ -606,14 +611,14 @@ def _store_batch(tx: Tx, device: Device, batch_id: str, items: Sequence[PushItem
     # Written in key order (the order two deliveries of overlapping items take their
     # locks in, so they queue instead of deadlocking); heads keep the order decided for
     # two versions of one record (a stable sort).
-    received.sort()   # keys are unique: the order of the keys
-    moved.sort(key=lambda row: (row[0], row[1]))
+    received.sort(key=_first)         # keys are unique
+    moved.sort(key=_record_and_recipient)
     if tx.insert_many(_RECEIVED, received) != len(received):
         raise _Raced()
     # One statement cannot move one head twice (PostgreSQL refuses an ON CONFLICT DO
     # UPDATE that meets a row again), so a record with two versions in the batch has its
     # head moved a row at a time, each move counted as before.
-    if len({row[:2] for row in moved}) == len(moved):
+    if len(set(map(_record_and_recipient, moved))) == len(moved):
         changed = tx.insert_many(_HEADS, moved)
     else:
         changed = tx.executemany(_HEAD_SQL, moved)
