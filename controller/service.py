@@ -18,7 +18,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import msgspec
 import orjson
@@ -337,12 +337,19 @@ def check_item(item: PushItem) -> ItemResult | None:
             f"{noun} {names} not in sharing profile '{rule.profile_id}' for record type "
             f"'{item.record_type}'",
         )
-    for name, attribute in rule.envelope_identifiers:
-        if name in fields and fields[name] != getattr(item, attribute):
-            return _rejected(
-                item, "identifier_mismatch",
-                f"field '{name}' does not match the same identifier in the item's envelope",
-            )
+    # Nearly always every identifier is sent and equal to the envelope's (a str or an
+    # int): one comparison of two tuples. Otherwise one by one, as any may be left out.
+    try:
+        same = rule.sent_identifiers(fields) == rule.envelope_values(item)
+    except KeyError:
+        same = False
+    if not same:
+        for name, attribute in rule.envelope_identifiers:
+            if name in fields and fields[name] != getattr(item, attribute):
+                return _rejected(
+                    item, "identifier_mismatch",
+                    f"field '{name}' does not match the same identifier in the item's envelope",
+                )
     # The Health Team's confidential record never leaves a laptop, whatever a profile
     # says (seed 003); refuse it here too.
     if item.record_type == "case_note" and fields.get("confidentiality") == "health_team":
@@ -375,6 +382,8 @@ class _Rule:
     withdraw: bool
     record_missing: str | None         # the reason, when the profile lacks this record type
     assessment_forms: frozenset[str] | None
+    sent_identifiers: Callable[[Mapping[str, Any]], Any]     # fields -> their identifiers
+    envelope_values: Callable[[PushItem], Any]               # item -> the same, from the envelope
 
 
 _rules_lock = threading.Lock()
@@ -404,6 +413,11 @@ _ENVELOPE_ATTRIBUTE = {
 }
 
 
+def _none_of(_: object) -> tuple[()]:
+    """No identifiers (itemgetter and attrgetter need at least one name)."""
+    return ()
+
+
 def _compile_rule(recipient: str, record_type: str, programme: str, strand: str, op: str) -> _Rule | tuple[str, str]:
     if record_type not in records.RECORD_TYPE_BY_NAME:
         return "unknown_record_type", f"unknown record type '{record_type}'"
@@ -430,13 +444,18 @@ def _compile_rule(recipient: str, record_type: str, programme: str, strand: str,
     missing = None
     if allowed is None:
         missing = f"sharing profile '{profile.id}' does not receive record type '{record_type}'"
+    envelope_identifiers = tuple(
+        (name, _ENVELOPE_ATTRIBUTE[name]) for name in sorted(identifiers)
+        if name in _ENVELOPE_ATTRIBUTE
+    )
+    names = [name for name, _ in envelope_identifiers]
+    attributes = [attribute for _, attribute in envelope_identifiers]
     return _Rule(
         profile_id=profile.id,
         allowed=frozenset(allowed or ()) | identifiers,
-        envelope_identifiers=tuple(
-            (name, _ENVELOPE_ATTRIBUTE[name]) for name in sorted(identifiers)
-            if name in _ENVELOPE_ATTRIBUTE
-        ),
+        envelope_identifiers=envelope_identifiers,
+        sent_identifiers=operator.itemgetter(*names) if names else _none_of,
+        envelope_values=operator.attrgetter(*attributes) if attributes else _none_of,
         withdraw=op == "withdraw",
         record_missing=missing,
         assessment_forms=profile.assessment_forms,
