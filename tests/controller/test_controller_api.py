@@ -274,6 +274,46 @@ def test_an_invalid_item_is_rejected_without_sinking_the_batch(
     assert PERSONAL not in response.text
 
 
+def test_items_failing_each_check_are_rejected_and_the_good_ones_stored(
+    controller: Controller, profile_case: ProfileCase
+) -> None:
+    """A batch of good items with bad ones between them (each failing one check of
+    PushItem): each bad one answered invalid_item naming its field, the good ones stored."""
+    _, token = controller.enrol_device()
+    changes: list[tuple[dict[str, Any], str]] = [
+        ({"record_id": "r-1\n"}, "record_id"), ({"strand": "ips\n"}, "strand"),
+        ({"version": True}, "version"), ({"version": 0}, "version"),
+        ({"version": 2**62 + 1}, "version"), ({"fields": []}, "fields"),
+        ({"fields": None}, "fields"), ({"notes": PERSONAL}, "notes"),
+        ({"idempotency_key": "k" * 301}, "idempotency_key"), ({"op": None}, "op"),
+    ]
+    bad = []
+    for change, _ in changes:
+        item = make_item(profile_case)
+        item.update(change)
+        bad.append(item)
+    missing = make_item(profile_case)
+    del missing["programme"]
+    bad.append(missing)
+    changes.append(({}, "programme"))
+    good = [make_item(profile_case) for _ in range(3)]
+    items = [good[0], *bad[:5], good[1], *bad[5:], good[2]]
+    response = controller.client(token).post("/v1/push", json=make_batch(*items))
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [
+        "rejected" if item in bad else "accepted" for item in items
+    ]
+    refused = [r for r in results if r["status"] == "rejected"]
+    assert {r["code"] for r in refused} == {"invalid_item"}
+    for answer, (_, name) in zip(refused, changes, strict=True):
+        assert answer["reason"].startswith(f"The item is not valid: {name}: ")
+    assert refused[8]["idempotency_key"] is None   # too long to repeat
+    stored = json.loads(controller.cli("records", "--format", "json").stdout)
+    assert sorted(r["idempotency_key"] for r in stored) == sorted(i["idempotency_key"] for i in good)
+    assert PERSONAL not in response.text
+
+
 def test_a_gzip_body_is_accepted(controller: Controller, profile_case: ProfileCase) -> None:
     _, token = controller.enrol_device()
     batch = make_batch(make_item(profile_case), make_item(profile_case))

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from controller import profiles, service
@@ -83,3 +84,35 @@ def test_packaged_profiles_apply_programme_overrides() -> None:
             resolved = profile.for_programme(programme)
             for record_type, fields in resolved.records.items():
                 assert profiles.allowed_fields(profile.id, record_type, programme) == frozenset(fields)
+
+
+_ENVELOPE = {"id": "record_id", "participant_id": "participant_id", "record_type": "record_type",
+             "version": "version"}
+
+
+@pytest.mark.usefixtures("fixture_profiles")
+@pytest.mark.parametrize("sent", [
+    {}, {"id"}, {"version"}, {"id", "participant_id"}, {"id", "participant_id", "record_type"},
+    set(_ENVELOPE),
+])
+def test_identifier_fields_sent_must_each_equal_the_envelope(sent: set[str]) -> None:
+    """Any identifiers may be sent; each one sent must equal its envelope value (by ==, so
+    version 1.0 is 1), and the first that does not, in name order, is the one named."""
+    item = _item("case_note", {"summary": "s"})
+    same = {name: getattr(item, attribute) for name, attribute in _ENVELOPE.items() if name in sent}
+    assert service.check_item(_item_with(item, same)) is None
+    if "version" in sent:
+        assert service.check_item(_item_with(item, {**same, "version": 1.0})) is None
+    for wrong in sorted(sent):
+        for other in ("someone-else", 2, None):
+            result = service.check_item(_item_with(item, {**same, wrong: other}))
+            assert result is not None and result.code == "identifier_mismatch"
+            assert f"field '{wrong}'" in (result.reason or "")
+    if len(sent) > 1:
+        first, *rest = sorted(sent)
+        result = service.check_item(_item_with(item, {**same, **{name: "x" for name in rest}, first: "x"}))
+        assert result is not None and f"field '{first}'" in (result.reason or "")
+
+
+def _item_with(item: service.PushItem, identifiers: dict[str, Any]) -> service.PushItem:
+    return msgspec.structs.replace(item, fields={**item.fields, **identifiers})
