@@ -745,5 +745,12 @@ def _push_answer(
         }
         for index, result in enumerate(results)
     ]
-    body = orjson.dumps({"batch_id": batch_id, "results": answers, "counts": counts})
+    document = {"batch_id": batch_id, "results": answers, "counts": counts}
+    try:
+        body = orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        # An answer echoes text the laptop sent (its key, a field name in a refusal) that
+        # holds half a surrogate pair, which UTF-8 cannot carry: the standard encoder
+        # writes it as the \u escape it arrived as.
+        body = json.dumps(document, separators=(",", ":")).encode("ascii")
     return body, counts

@@ -179,6 +179,32 @@ def test_a_lost_acknowledgement_is_answered_duplicate_and_stored_once(
     assert stored[0]["payload"] == item["fields"]
 
 
+def test_a_lone_surrogate_echoed_in_an_answer_is_written_escaped_and_the_rest_stored(
+    controller: Controller, profile_case: ProfileCase
+) -> None:
+    """JSON may escape half of a surrogate pair on its own ("\\ud800"); Python reads it
+    into a string that cannot be written as UTF-8. An item whose key (echoed in its
+    answer) or field name (named in its refusal) holds one is refused with the rest of
+    the batch stored, and the answer is valid JSON that escapes it again, not a failed push."""
+    _, token = controller.enrol_device()
+    odd_key = make_item(profile_case)
+    odd_key["idempotency_key"] = "half \ud800 a pair"
+    odd_field = make_item(profile_case)
+    odd_field["fields"]["note \udc00"] = "x"
+    body = json.dumps(make_batch(make_item(profile_case), odd_key, odd_field, make_item(profile_case)))
+    assert "\\ud800" in body   # written as an escape: the request itself is plain ASCII
+    response = controller.client(token).post(
+        "/v1/push", content=body.encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    answer = json.loads(response.text)
+    assert _statuses(answer) == ["accepted", "rejected", "rejected", "accepted"]
+    assert answer["results"][1]["idempotency_key"] == "half \ud800 a pair"
+    assert answer["results"][2]["code"] == "field_not_in_profile"
+    assert "'note \udc00'" in answer["results"][2]["reason"]
+    stored = json.loads(controller.cli("records", "--format", "json").stdout)
+    assert len(stored) == 2
+
+
 def test_a_field_outside_the_profile_is_rejected_by_name_and_the_rest_accepted(
     controller: Controller, profile_case: ProfileCase
 ) -> None:
