@@ -50,7 +50,7 @@ KEYWORKER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
 class Limits:
     """Bounds on what one request may carry (all configurable from ``serve``)."""
 
-    max_items: int = 500
+    max_items: int = 1000
     max_push_bytes: int = 8 * 1024 * 1024      # the batch, inflated, and the body as sent
     max_other_bytes: int = 64 * 1024           # every other request body
     referral_page: int = 100

@@ -152,7 +152,7 @@ GC_YOUNG_THRESHOLD = 10_000
 def _collect_cycles_less_often() -> None:
     """Let the garbage collector wait for 10,000 new objects instead of 700.
 
-    A push parses up to 500 items into a few thousand dicts and lists that live for one
+    A push parses up to 1,000 items into a few thousand dicts and lists that live for one
     request and are freed by reference counting when it ends. At the default threshold
     the collector ran several times per push, scanning exactly those objects: about 5%
     of the controller's CPU. Cycles are still collected, just in larger steps.
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sharing-profiles", metavar="FILE",
                        help="JSON list of sharing profiles to use instead of keyworker_app's "
                        "(tests and pilots)")
-    serve.add_argument("--max-items", type=int, default=500, help="items per push (default 500)")
+    serve.add_argument("--max-items", type=int, default=1000, help="items per push (default 1000)")
     serve.add_argument("--max-push-bytes", type=int, default=8 * 1024 * 1024,
                        help="bytes per push, uncompressed (default 8 MiB)")
 

@@ -218,7 +218,7 @@ _OUTCOME = {status: Outcome(status.value) for status in ItemStatus}
 class SyncConfig:
     """Limits of one run. The batch limits are lowered to the controller's if smaller."""
 
-    max_batch_items: int = 500
+    max_batch_items: int = 1000
     max_batch_bytes: int = 2 * 1024 * 1024     # JSON before compression
     outbox_chunk: int = 500                     # outbox rows projected per ledger write, at first
     outbox_chunk_max: int = 8000                # ... doubling each chunk up to this

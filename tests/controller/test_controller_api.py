@@ -20,7 +20,7 @@ PERSONAL = "Jane Q. Example, 07700 900123"
 def test_health_needs_no_token(controller: Controller) -> None:
     body = controller.client().get("/v1/health").json()
     assert body["status"] == "ok"
-    assert body["limits"]["max_items"] == 500
+    assert body["limits"]["max_items"] == 1000
 
 
 def test_enrol_with_a_good_code_gives_a_device_token(controller: Controller) -> None:
