@@ -4,24 +4,27 @@
 
 1. A laptop profile (real SQLCipher store) gets a synthetic caseload with about
    ``--records`` outbox rows (synthetic people only).
-2. Two controller processes start on loopback, each on its own fresh database (same
-   backend): A for the client, B for the baseline. Two are needed because the baseline
-   posts the *same bytes*; posted to A they would all be answered "duplicate", a cheaper
-   path than storing them.
+2. Three controller processes start on loopback, each on its own fresh database (same
+   backend): A for the client, B and C for the baselines. Each needs its own because the
+   baselines post the *same bytes*; posted to A they would all be answered "duplicate",
+   a cheaper path than storing them.
 3. The full client (projection through every sharing profile, ledger writes, batching,
    gzip, HTTP, answer checks, one transaction per batch) pushes everything to A. Every
    push body it sends is captured.
-4. A bare loop posts exactly those bodies to B with one ``httpx.Client``, as many at once
-   as the client has on the wire (``sync.engine.PUSHES_AT_ONCE``, two), and decodes the
-   answers: the floor set by the controller and the network.
+4. A bare loop posts exactly those bodies to B with one ``httpx.Client``, one at a time,
+   and decodes the answers: the floor set by the controller and the network, and the
+   baseline of the ≤ 1.5 target. Then a second bare loop posts them to C as many at once
+   as the client has on the wire (``sync.engine.PUSHES_AT_ONCE``, two): a stricter
+   floor, since the client's second push on the wire hides some of its own overhead.
 5. A second sync with nothing to send is timed (health, empty push, referrals, instructions).
-6. Steps 2-5 run ``--rounds`` times, each against two fresh controllers, the laptop's
+6. Steps 2-5 run ``--rounds`` times, each against fresh controllers, the laptop's
    outbox set back to pending and its sync tables emptied in between. A shared machine
    moves one round's figures by 10-20%, so the medians are reported, and each round's
    ratio beside them.
 
-Prints records/s for both, the ratio (``client_over_bare`` is records/s against records/s;
-``client_time_over_bare`` is elapsed time against elapsed time, the ≤ 1.5 target), the
+Prints records/s for each, the ratios (``client_over_bare`` is records/s against records/s;
+``client_time_over_bare`` is elapsed time against elapsed time, the ≤ 1.5 target;
+``client_time_over_bare_two_at_once`` the same against the second loop), the
 empty-sync time, the CPU time per record of the client process and of each controller
 (Linux; less disturbed than elapsed time by other work on the machine), and one JSON
 object of the figures as the last line. Timing never decides a test.
@@ -114,23 +117,25 @@ class ControllerProcess:
         self._log.close()
 
 
-def _db_urls(backend: str, folder: Path, round_: int) -> tuple[str, str]:
+def _db_urls(backend: str, folder: Path, round_: int) -> tuple[str, str, str]:
+    """Three fresh databases on ``backend``: for the client's controller and the two bare loops'."""
     if backend == "sqlite":
-        return f"sqlite:///{folder / f'a{round_}.sqlite3'}", f"sqlite:///{folder / f'b{round_}.sqlite3'}"
+        return (f"sqlite:///{folder / f'a{round_}.sqlite3'}", f"sqlite:///{folder / f'b{round_}.sqlite3'}",
+                f"sqlite:///{folder / f'c{round_}.sqlite3'}")
     import uuid
     from urllib.parse import parse_qsl, urlencode, urlsplit
 
     import psycopg
 
     urls = []
-    for _ in range(2):
+    for _ in range(3):
         schema = f"kw_bench_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(backend, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
         parts = urlsplit(backend)
         query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"] + [("options", f"-csearch_path={schema}")]
         urls.append(parts._replace(query=urlencode(query)).geturl())
-    return urls[0], urls[1]
+    return urls[0], urls[1], urls[2]
 
 
 def _reset_laptop(store: Any) -> None:
@@ -142,12 +147,38 @@ def _reset_laptop(store: Any) -> None:
             conn.execute(f"DELETE FROM {table}")
 
 
+def bare_loop(controller: ControllerProcess, bodies: list[bytes], at_once: int) -> tuple[float, float | None]:
+    """Post ``bodies`` to ``controller`` with one httpx client, ``at_once`` on the wire at a
+    time, decoding each answer: (elapsed seconds, the controller's CPU seconds)."""
+    token = httpx.post(f"{controller.url}/v1/enrol", json={
+        "code": controller.code(), "keyworker_id": KEYWORKER, "device_name": "bench-bare"}).json()["token"]
+    with httpx.Client(base_url=controller.url, headers={"Authorization": f"Bearer {token}",
+                                                         "Content-Type": "application/json",
+                                                         "Content-Encoding": "gzip"}, timeout=120) as bare:
+        def post(body: bytes) -> None:
+            response = bare.post("/v1/push", content=body)
+            response.raise_for_status()
+            response.json()
+
+        cpu = controller.cpu_seconds()
+        started = time.perf_counter()
+        if at_once == 1:
+            for body in bodies:
+                post(body)
+        else:
+            with ThreadPoolExecutor(max_workers=at_once) as senders:
+                list(senders.map(post, bodies))
+        seconds = time.perf_counter() - started
+        return seconds, None if cpu is None else (controller.cpu_seconds() or 0.0) - cpu
+
+
 def one_round(store: Any, paths: Any, folder: Path, backend: str, round_: int) -> dict[str, Any]:
-    """The full client against controller A, then the bare loop with the same bodies
-    against controller B (both fresh); then a sync with nothing to send."""
-    url_a, url_b = _db_urls(backend, folder, round_)
+    """The full client against controller A, then the bare loops with the same bodies
+    against controllers B and C (all fresh); then a sync with nothing to send."""
+    url_a, url_b, url_c = _db_urls(backend, folder, round_)
     a = ControllerProcess(url_a, folder / f"a{round_}.log")
     b = ControllerProcess(url_b, folder / f"b{round_}.log")
+    c = ControllerProcess(url_c, folder / f"c{round_}.log")
     try:
         enrol(store, paths, a.url, a.code(), device_name="bench")
         rows = store.outbox_count("pending")
@@ -170,22 +201,8 @@ def one_round(store: Any, paths: Any, folder: Path, backend: str, round_: int) -
         if result.outcome.value != "ok" or items == 0:
             raise SystemExit(f"round {round_}: the client's sync did not finish ({result.outcome.value})")
 
-        token_b = httpx.post(f"{b.url}/v1/enrol", json={"code": b.code(), "keyworker_id": KEYWORKER,
-                                                        "device_name": "bench-bare"}).json()["token"]
-        with httpx.Client(base_url=b.url, headers={"Authorization": f"Bearer {token_b}",
-                                                    "Content-Type": "application/json",
-                                                    "Content-Encoding": "gzip"}, timeout=120) as bare:
-            def post(body: bytes) -> None:
-                response = bare.post("/v1/push", content=body)
-                response.raise_for_status()
-                response.json()
-
-            cpu_b = b.cpu_seconds()
-            started = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=PUSHES_AT_ONCE) as senders:
-                list(senders.map(post, bodies))
-            bare_seconds = time.perf_counter() - started
-            cpu_b = None if cpu_b is None else (b.cpu_seconds() or 0.0) - cpu_b
+        bare_seconds, cpu_b = bare_loop(b, bodies, 1)
+        bare2_seconds, cpu_c = bare_loop(c, bodies, PUSHES_AT_ONCE)
 
         client = open_client(store, paths, RetryPolicy())
         started = time.perf_counter()
@@ -195,9 +212,11 @@ def one_round(store: Any, paths: Any, folder: Path, backend: str, round_: int) -
     finally:
         a.stop()
         b.stop()
+        c.stop()
     print(f"round {round_ + 1}: full client {rows} records ({items} items, {len(bodies)} batches, "
           f"{sum(map(len, bodies)) / 1e6:.1f} MB gzip) in {client_seconds:.2f}s; the bare loop "
-          f"{bare_seconds:.2f}s; ratio {client_seconds / bare_seconds:.3f}")
+          f"{bare_seconds:.2f}s (ratio {client_seconds / bare_seconds:.3f}), {PUSHES_AT_ONCE} at once "
+          f"{bare2_seconds:.2f}s (ratio {client_seconds / bare2_seconds:.3f})")
     return {
         "records": rows,
         "items": items,
@@ -213,6 +232,10 @@ def one_round(store: Any, paths: Any, folder: Path, backend: str, round_: int) -
         "controller_cpu_us_per_record": None if cpu_a is None else round(cpu_a / rows * 1e6, 1),
         "bare_controller_cpu_us_per_record": None if cpu_b is None else round(cpu_b / rows * 1e6, 1),
         "client_time_over_bare": round(client_seconds / bare_seconds, 3),
+        "bare_two_at_once_records_per_s": round(rows / bare2_seconds, 1),
+        "bare_two_at_once_seconds": round(bare2_seconds, 3),
+        "bare_two_at_once_controller_cpu_us_per_record": None if cpu_c is None else round(cpu_c / rows * 1e6, 1),
+        "client_time_over_bare_two_at_once": round(client_seconds / bare2_seconds, 3),
     }
 
 
@@ -253,11 +276,16 @@ def main() -> None:
     figures["controller_db"] = "sqlite" if args.db == "sqlite" else "postgresql"
     figures["rounds"] = len(rounds)
     figures["client_time_over_bare_each_round"] = [r["client_time_over_bare"] for r in rounds]
+    figures["client_time_over_bare_two_at_once_each_round"] = [
+        r["client_time_over_bare_two_at_once"] for r in rounds]
     figures["client_records_per_s_each_round"] = [r["client_records_per_s"] for r in rounds]
     print(f"medians over {len(rounds)} rounds:")
-    print(f"records/s: client {figures['client_records_per_s']}, bare {figures['bare_records_per_s']}")
+    print(f"records/s: client {figures['client_records_per_s']}, bare {figures['bare_records_per_s']}, "
+          f"bare {PUSHES_AT_ONCE} at once {figures['bare_two_at_once_records_per_s']}")
     print(f"client time / bare loop time: {figures['client_time_over_bare']} "
-          f"(each round: {figures['client_time_over_bare_each_round']})")
+          f"(each round: {figures['client_time_over_bare_each_round']}); against {PUSHES_AT_ONCE} at once: "
+          f"{figures['client_time_over_bare_two_at_once']} "
+          f"(each round: {figures['client_time_over_bare_two_at_once_each_round']})")
     print(f"CPU per record: client process {figures.get('client_cpu_us_per_record')} us, its controller "
           f"{figures.get('controller_cpu_us_per_record')} us; the bare loop's controller "
           f"{figures.get('bare_controller_cpu_us_per_record')} us")
