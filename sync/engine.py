@@ -403,6 +403,8 @@ class SyncEngine:
         self._answered_targets: set[tuple[str, str] | str] = set()
         self._stopping = False
         self._write_failed = False
+        self._store_free = threading.Event()   # clear while this thread waits for the store
+        self._store_free.set()
         try:
             self._push_all(projector)
         except BaseException:
@@ -427,7 +429,8 @@ class SyncEngine:
         # transactions touch each page fewer times in all.
         chunk = max(1, self.config.outbox_chunk)
         while True:
-            rows = self.store.outbox_pending(limit=chunk, after_seq=after)
+            with self._store_needed():
+                rows = self.store.outbox_pending(limit=chunk, after_seq=after)
             if not rows:
                 break
             chunk = min(max(chunk, self.config.outbox_chunk_max), chunk * 2)
@@ -463,7 +466,8 @@ class SyncEngine:
         self._answered_keys, self._answered_targets = set(), set()
 
     def _write_answers(self, answered: list[_Answered]) -> _Written:
-        """In the writer thread: write these answers down, in one transaction; what they
+        """In the writer thread: write these answers down, in one transaction unless the
+        engine's thread asks for the store meanwhile (see :meth:`_store_needed`); what they
         add to the run's figures (counted by the caller, in its own thread)."""
         counts: Counter[Outcome] = Counter()
         batches = 0
@@ -473,21 +477,42 @@ class SyncEngine:
             # so a later group could close a row whose answers were never written. The
             # run stops; the next one starts its counts afresh.
             return counts, batches
+        waiting = deque(answered)
         try:
-            with self.store.db.transaction():
-                for items, answers in answered:
-                    if answers is None:
-                        self.ledger.set_aside(items, "item_too_large",
-                                              "This item is larger than the controller accepts.")
-                        counts[Outcome.REJECTED] += 1
-                        continue
-                    self.ledger.apply_answers(items, answers)
-                    batches += 1
-                    counts.update(_OUTCOME[answer.status] for answer in answers)
+            while waiting:
+                self._store_free.wait()
+                with self.store.db.transaction():
+                    while waiting:
+                        items, answers = waiting.popleft()
+                        if answers is None:
+                            self.ledger.set_aside(items, "item_too_large",
+                                                  "This item is larger than the controller accepts.")
+                            counts[Outcome.REJECTED] += 1
+                        else:
+                            self.ledger.apply_answers(items, answers)
+                            batches += 1
+                            counts.update(_OUTCOME[answer.status] for answer in answers)
+                        if not self._store_free.is_set():
+                            break   # the engine's thread is waiting for the store: let it in
         except BaseException:
             self._write_failed = True
             raise
         return counts, batches
+
+    @contextlib.contextmanager
+    def _store_needed(self) -> Iterator[None]:
+        """This thread about to use the store: the writer commits what it has written so
+        far (after the batch it is on) and lets it in, and writes the rest after.
+
+        The writer's transactions are long (all the answers back since the last hand-over,
+        often a chunk's worth), and recording a chunk waited for them: about a second of a
+        push of 51,028 records. A transaction more when they meet costs far less.
+        """
+        self._store_free.clear()
+        try:
+            yield
+        finally:
+            self._store_free.set()
 
     def _written(self, wait: bool) -> None:
         """Count what the writer has finished, oldest first: all of it (``wait``), or what
@@ -551,7 +576,8 @@ class SyncEngine:
         in_flight = [key for flight in self._in_flight for key in flight.keys]
         in_flight.extend(self._answered_keys)
         in_flight.extend(key for writing in self._writing for key in writing.keys)
-        items = self.ledger.prepare(plans, in_flight=in_flight, projected_before=projected_before)
+        with self._store_needed():
+            items = self.ledger.prepare(plans, in_flight=in_flight, projected_before=projected_before)
         batch: list[PlannedItem] = []
         encoded: list[bytes] = []
         size = 0

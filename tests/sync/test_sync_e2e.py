@@ -476,6 +476,73 @@ def test_two_batches_on_the_wire_never_carry_one_record_for_one_recipient(
     assert versions == [person.version, edited[0]]
 
 
+def test_the_writer_lets_the_engine_in_when_it_needs_the_store(
+    enrolled: tuple[Any, Laptop], monkeypatch: Any
+) -> None:
+    """The writer writes a group of answers in one transaction, but when the engine's
+    thread needs the store (to read the next chunk or record it) the writer commits after
+    the batch it is on, lets it in, and writes the rest in another transaction. Every
+    answer is still written exactly once.
+
+    The writer is held, inside its first group of two or more batches, until the engine
+    asks for the store (a stand-in for a write slow enough to meet it)."""
+    import contextlib
+    import threading
+
+    from keyworker_app.store.database import Database
+    from sync import engine as engine_module
+    from sync.engine import SyncConfig
+    from sync.ledger import Ledger
+
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(4, seed=25))
+    wanted = threading.Event()
+    state = {"group": 0, "held": None}
+    groups: list[int] = []
+    writer_transactions: list[int] = []
+    write_answers, apply_answers = engine_module.SyncEngine._write_answers, Ledger.apply_answers
+    store_needed, transaction = engine_module.SyncEngine._store_needed, Database.transaction
+
+    def writing(self: Any, answered: Any) -> Any:
+        state["group"] = len(answered)
+        groups.append(len(answered))
+        return write_answers(self, answered)
+
+    def applying(self: Ledger, items: Any, answers: Any) -> None:
+        if state["held"] is None and state["group"] >= 2:
+            state["held"] = wanted.wait(timeout=60)   # inside the writer's transaction
+        apply_answers(self, items, answers)
+
+    @contextlib.contextmanager
+    def needing(self: Any) -> Any:
+        with store_needed(self):
+            wanted.set()
+            yield
+
+    def counting(self: Database) -> Any:
+        if threading.current_thread().name.startswith("keyworker-sync-write") and not self._depth:
+            writer_transactions.append(len(groups))
+        return transaction(self)
+
+    monkeypatch.setattr(engine_module.SyncEngine, "_write_answers", writing)
+    monkeypatch.setattr(engine_module.SyncEngine, "_store_needed", needing)
+    monkeypatch.setattr(Ledger, "apply_answers", applying)
+    monkeypatch.setattr(Database, "transaction", counting)
+    with laptop.opened() as store:
+        client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
+        config = SyncConfig(outbox_chunk=8, outbox_chunk_max=16, max_batch_items=2)
+        result = SyncEngine(store, client, config).run()
+        client.close()
+        assert store.outbox_count("pending") == 0
+    assert state["held"] is True and result.outcome is RunOutcome.OK
+    # Some group was written in more than one transaction (the apply_answers of each batch
+    # joins its group's transaction, so only the writer's own ones are counted).
+    assert len(writer_transactions) > len(groups)
+    received = controller_json(controller, "records")
+    assert sorted(r["idempotency_key"] for r in received) == sorted(row[0] for row in sent_log(laptop))
+    assert result.counts[Outcome.ACCEPTED] == len(received)
+
+
 def test_answers_are_written_down_by_the_writer_thread(
     enrolled: tuple[Any, Laptop], monkeypatch: Any
 ) -> None:
