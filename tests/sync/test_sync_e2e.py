@@ -484,8 +484,10 @@ def test_the_writer_lets_the_engine_in_when_it_needs_the_store(
     the batch it is on, lets it in, and writes the rest in another transaction. Every
     answer is still written exactly once.
 
-    The writer is held, inside its first group of two or more batches, until the engine
-    asks for the store (a stand-in for a write slow enough to meet it)."""
+    Inside its first group of two or more batches, the writer starts a stand-in for the
+    engine's thread that asks for the store as the engine does (and reads from it), and
+    waits until it has asked: the moment a real engine meets only by chance. The engine's
+    own requests are switched off so that they cannot answer for it."""
     import contextlib
     import threading
 
@@ -496,36 +498,47 @@ def test_the_writer_lets_the_engine_in_when_it_needs_the_store(
 
     controller, laptop = enrolled
     laptop.add_cases(caseload(4, seed=25))
-    wanted = threading.Event()
-    state = {"group": 0, "held": None}
+    state: dict[str, Any] = {"engine": None, "group": 0, "asker": None}
     groups: list[int] = []
     writer_transactions: list[int] = []
     write_answers, apply_answers = engine_module.SyncEngine._write_answers, Ledger.apply_answers
     store_needed, transaction = engine_module.SyncEngine._store_needed, Database.transaction
 
     def writing(self: Any, answered: Any) -> Any:
-        state["group"] = len(answered)
+        state["engine"], state["group"] = self, len(answered)
         groups.append(len(answered))
         return write_answers(self, answered)
 
     def applying(self: Ledger, items: Any, answers: Any) -> None:
-        if state["held"] is None and state["group"] >= 2:
-            state["held"] = wanted.wait(timeout=60)   # inside the writer's transaction
+        if state["asker"] is None and state["group"] >= 2:
+            engine, asked = state["engine"], threading.Event()
+
+            def ask() -> None:
+                with store_needed(engine):
+                    asked.set()
+                    engine.store.db.scalar("SELECT count(*) FROM sent_line")
+
+            state["asker"] = threading.Thread(target=ask)
+            state["asker"].start()
+            assert asked.wait(timeout=60)
         apply_answers(self, items, answers)
 
-    @contextlib.contextmanager
-    def needing(self: Any) -> Any:
-        with store_needed(self):
-            wanted.set()
-            yield
+    depth = threading.local()   # this thread's own nesting (the store's is shared by threads)
 
+    @contextlib.contextmanager
     def counting(self: Database) -> Any:
-        if threading.current_thread().name.startswith("keyworker-sync-write") and not self._depth:
+        outer = getattr(depth, "n", 0)
+        if threading.current_thread().name.startswith("keyworker-sync-write") and not outer:
             writer_transactions.append(len(groups))
-        return transaction(self)
+        depth.n = outer + 1
+        try:
+            with transaction(self) as conn:
+                yield conn
+        finally:
+            depth.n = outer
 
     monkeypatch.setattr(engine_module.SyncEngine, "_write_answers", writing)
-    monkeypatch.setattr(engine_module.SyncEngine, "_store_needed", needing)
+    monkeypatch.setattr(engine_module.SyncEngine, "_store_needed", lambda self: contextlib.nullcontext())
     monkeypatch.setattr(Ledger, "apply_answers", applying)
     monkeypatch.setattr(Database, "transaction", counting)
     with laptop.opened() as store:
@@ -534,10 +547,10 @@ def test_the_writer_lets_the_engine_in_when_it_needs_the_store(
         result = SyncEngine(store, client, config).run()
         client.close()
         assert store.outbox_count("pending") == 0
-    assert state["held"] is True and result.outcome is RunOutcome.OK
-    # Some group was written in more than one transaction (the apply_answers of each batch
-    # joins its group's transaction, so only the writer's own ones are counted).
-    assert len(writer_transactions) > len(groups)
+    state["asker"].join(timeout=60)
+    assert result.outcome is RunOutcome.OK
+    # The group the stand-in met was written in two transactions; every other in one.
+    assert len(writer_transactions) == len(groups) + 1
     received = controller_json(controller, "records")
     assert sorted(r["idempotency_key"] for r in received) == sorted(row[0] for row in sent_log(laptop))
     assert result.counts[Outcome.ACCEPTED] == len(received)
