@@ -612,7 +612,7 @@ class SyncEngine:
             frozenset(i.key for i in items), frozenset(targets), records, size))
 
     def _deliver(self, items: list[PlannedItem], encoded: list[bytes],
-                 after: Sequence[Future[list[_Answered]]] = ()) -> list[_Answered]:
+                 after: Sequence[Future[list[_Answered]]]) -> list[_Answered]:
         """In a sender thread: post one batch, once the batches in ``after`` (earlier ones
         carrying a version of one of its records for the same recipient) are finished; its
         answers (checked) or, for an item the controller finds too large on its own, None.

@@ -436,8 +436,9 @@ class Projector:
 
     def _read_histories(self, rows: Sequence[OutboxItem]) -> None:
         """What :meth:`_had_data_since_last_notice` will ask for the chunk's withdrawn
-        consents, read with one query before projecting (and before the engine's writer
-        is handed the store, so that the query does not wait for its transaction).
+        consents, read with one query (:meth:`_read_history`) before projecting, and
+        before the engine's writer is handed the store, so that the query does not wait
+        for its transaction.
 
         Nothing is sent while a chunk is projected, so the sent log these pairs depend on
         cannot change between here and their notices once each pair has been settled.
@@ -453,19 +454,25 @@ class Projector:
             target = self._notice_recipient(consent, participant)
             if target is not None:
                 pairs.add((participant.id, target.id))
+        self._histories.update(self._read_history(pairs))
+
+    def _read_history(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+        """For each (participant, recipient): whether data went to them since the last
+        withdrawal notice (their batches still on the way settled first, one query)."""
+        pairs = sorted(pairs)
         if not pairs:
-            return
-        for participant_id, recipient in sorted(pairs):
+            return {}
+        for participant_id, recipient in pairs:
             self._before_history(participant_id, recipient)
-        for participant_id, recipient, had_data in self.store.db.query(
+        rows = self.store.db.query(
             "SELECT j.value ->> 0, j.value ->> 1, EXISTS (SELECT 1 FROM sent_log AS s"
             " WHERE s.participant_id = j.value ->> 0 AND s.recipient = j.value ->> 1"
             " AND s.op = 'upsert' AND s.seq > coalesce((SELECT max(w.seq) FROM sent_log AS w"
             " WHERE w.participant_id = j.value ->> 0 AND w.recipient = j.value ->> 1"
             " AND w.op = 'withdraw'), 0)) FROM json_each(?) AS j",
-            (json_values(sorted(pairs)),),
-        ):
-            self._histories[(participant_id, recipient)] = bool(had_data)
+            (json_values(pairs),),
+        )
+        return {(participant_id, recipient): bool(had_data) for participant_id, recipient, had_data in rows}
 
     def _load(self, kind: type[Record], column: str, values: Sequence[str], order: str = "") -> list[Record]:
         """Records of ``kind`` whose ``column`` is one of ``values`` (one query)."""
@@ -665,19 +672,10 @@ class Projector:
         return base
 
     def _had_data_since_last_notice(self, participant_id: str, recipient: str) -> bool:
-        read = self._histories.get((participant_id, recipient))
-        if read is not None:
-            return read
-        self._before_history(participant_id, recipient)
-        last_notice = self.store.db.scalar(
-            "SELECT max(seq) FROM sent_log WHERE participant_id = ? AND recipient = ? AND op = 'withdraw'",
-            (participant_id, recipient),
-        )
-        return bool(self.store.db.scalar(
-            "SELECT 1 FROM sent_log WHERE participant_id = ? AND recipient = ? AND op = 'upsert'"
-            " AND seq > ? LIMIT 1",
-            (participant_id, recipient, last_notice or 0),
-        ))
+        pair = (participant_id, recipient)
+        if pair not in self._histories:   # a row planned on its own, not by plan_many
+            return self._read_history([pair])[pair]
+        return self._histories[pair]
 
     def _plan_delete(self, row: OutboxItem) -> SourcePlan:
         # Only recipients that hold the record hear of its deletion; they get identifiers only.

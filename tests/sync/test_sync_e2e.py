@@ -30,6 +30,22 @@ def controller_json(controller: Any, *args: str) -> list[dict[str, Any]]:
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
+def push(store: Any, laptop: Laptop, config: Any = None, **engine: Any) -> Any:
+    """One run of the engine against the enrolled controller, sleeps not slept."""
+    client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
+    try:
+        return SyncEngine(store, client, config, **engine).run()
+    finally:
+        client.close()
+
+
+def assert_each_answer_written_once(controller: Any, laptop: Laptop, result: Any) -> None:
+    """What the controller holds is exactly the laptop's sent log, each accepted once."""
+    received = controller_json(controller, "records")
+    assert sorted(r["idempotency_key"] for r in received) == sorted(row[0] for row in sent_log(laptop))
+    assert result.counts[Outcome.ACCEPTED] == len(received)
+
+
 def sent_log(laptop: Laptop) -> list[tuple[Any, ...]]:
     with laptop.opened() as store:
         return store.db.query("SELECT idempotency_key, recipient, participant_id, op FROM sent_log")
@@ -359,10 +375,7 @@ def test_consents_withdrawn_during_a_pipelined_run_notify_exactly_where_data_wen
                         store.save(c.replace(status=ConsentStatus.WITHDRAWN, withdrawn_on=now))
                         withdrawn.append(c)
 
-        client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
-        config = SyncConfig(outbox_chunk=chunk, outbox_chunk_max=chunk_max, max_batch_items=4)
-        result = SyncEngine(store, client, config, progress=on_progress).run()
-        client.close()
+        result = push(store, laptop, SyncConfig(outbox_chunk=chunk, outbox_chunk_max=chunk_max, max_batch_items=4), progress=on_progress)
         assert store.outbox_count("pending") == 0
         assert store.db.scalar("SELECT count(*) FROM sync_item WHERE status = 'pending'") == 0
     assert result.outcome is RunOutcome.OK and withdrawn
@@ -401,11 +414,9 @@ def test_a_push_runs_without_the_collector_and_with_quick_thread_switches(
     before = sys.getswitchinterval()
     assert gc.isenabled() and before > 0.001
     with laptop.opened() as store:
-        client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
         with tuned_for_pushing():   # another store's push, already running
-            result = SyncEngine(store, client, SyncConfig(max_batch_items=4)).run()
+            result = push(store, laptop, SyncConfig(max_batch_items=4))
             assert not gc.isenabled() and sys.getswitchinterval() == 0.001
-        client.close()
     assert result.outcome is RunOutcome.OK and len(seen) == result.batches > 1
     assert set(seen) == {(False, 0.001)}
     assert gc.isenabled() and sys.getswitchinterval() == before
@@ -466,10 +477,7 @@ def test_two_batches_on_the_wire_never_carry_one_record_for_one_recipient(
 
         monkeypatch.setattr(engine_module.SyncEngine, "_deliver", delivering)
         monkeypatch.setattr(engine_module.SyncEngine, "_post", posting)
-        client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
-        config = SyncConfig(outbox_chunk=8, outbox_chunk_max=8, max_batch_items=4)
-        result = SyncEngine(store, client, config, progress=on_progress).run()
-        client.close()
+        result = push(store, laptop, SyncConfig(outbox_chunk=8, outbox_chunk_max=8, max_batch_items=4), progress=on_progress)
     assert edited and waited == [True] and overlaps == []
     assert result.outcome is RunOutcome.OK and not result.counts.get(Outcome.CONFLICT)
     versions = sorted({r["version"] for r in controller_json(controller, "records") if r["record_id"] == person.id})
@@ -542,18 +550,13 @@ def test_the_writer_lets_the_engine_in_when_it_needs_the_store(
     monkeypatch.setattr(Ledger, "apply_answers", applying)
     monkeypatch.setattr(Database, "transaction", counting)
     with laptop.opened() as store:
-        client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
-        config = SyncConfig(outbox_chunk=8, outbox_chunk_max=16, max_batch_items=2)
-        result = SyncEngine(store, client, config).run()
-        client.close()
+        result = push(store, laptop, SyncConfig(outbox_chunk=8, outbox_chunk_max=16, max_batch_items=2))
         assert store.outbox_count("pending") == 0
     state["asker"].join(timeout=60)
     assert result.outcome is RunOutcome.OK
     # The group the stand-in met was written in two transactions; every other in one.
     assert len(writer_transactions) == len(groups) + 1
-    received = controller_json(controller, "records")
-    assert sorted(r["idempotency_key"] for r in received) == sorted(row[0] for row in sent_log(laptop))
-    assert result.counts[Outcome.ACCEPTED] == len(received)
+    assert_each_answer_written_once(controller, laptop, result)
 
 
 def test_answers_are_written_down_by_the_writer_thread(
@@ -578,17 +581,12 @@ def test_answers_are_written_down_by_the_writer_thread(
 
     monkeypatch.setattr(Ledger, "apply_answers", recording)
     with laptop.opened() as store:
-        client = open_client(store, laptop.paths, RetryPolicy(sleep=lambda s: None))
-        config = SyncConfig(outbox_chunk=8, outbox_chunk_max=32, max_batch_items=4)
-        result = SyncEngine(store, client, config).run()
-        client.close()
+        result = push(store, laptop, SyncConfig(outbox_chunk=8, outbox_chunk_max=32, max_batch_items=4))
         assert store.outbox_count("pending") == 0
     assert result.outcome is RunOutcome.OK
     assert len(writers) == result.batches > 10
     assert {name.split("_")[0] for name in writers} == {"keyworker-sync-write"}
-    received = controller_json(controller, "records")
-    assert sorted(r["idempotency_key"] for r in received) == sorted(row[0] for row in sent_log(laptop))
-    assert result.counts[Outcome.ACCEPTED] == len(received)
+    assert_each_answer_written_once(controller, laptop, result)
 
 
 def test_a_write_that_fails_stops_the_run_and_the_next_run_loses_nothing(
