@@ -1,9 +1,10 @@
 """Projecting pending changes through the sharing profiles, at push time (DESIGN §5).
 
 For each outbox row the :class:`Projector` loads the record as it is now (or its tombstone),
-its participant and consents, and asks :func:`keyworker_app.sharing.project` for **each**
-applicable profile what may go. Nothing else ever leaves the laptop: an item's ``fields``
-are exactly the :class:`~keyworker_app.sharing.Share` the core returned.
+its participant and consents, and works out for **each** applicable profile what may go,
+as :func:`keyworker_app.sharing.project` decides it (compiled once per profile, see below).
+Nothing else ever leaves the laptop: an item's ``fields`` are exactly the
+:class:`~keyworker_app.sharing.Share` the core would return.
 
 * A row whose record has moved on (a newer version is in the outbox) or gone is
   *superseded*: it sends nothing, and the newer row carries the change.
@@ -39,10 +40,10 @@ from keyworker_app.records import (
 )
 from keyworker_app.sharing import (
     IDENTIFIER_FIELDS, HeldBack, HoldReason, Share, SharingProfile, applicable_profiles,
-    latest_consent, load_sharing_profiles, project, project_one_off,
+    latest_consent, load_sharing_profiles, project_one_off,
 )
 from keyworker_app.sharing import _consent_hold, _json_ready  # the core's own rules, reused
-from keyworker_app.store.codec import codec_for
+from keyworker_app.store.codec import codec_for, load_json
 from keyworker_app.store.store import OutboxItem, Store
 
 #: Fields a withdrawal notice carries besides the identifiers (the controller allows these).
@@ -159,10 +160,10 @@ def _special_basis(record: Record, names: Iterable[str], profile: SharingProfile
 # worked out once (which columns, and how each stored value becomes the JSON-ready value
 # keyworker_app.sharing.project would give), and the checks that depend only on the
 # participant and the profile (restriction, objection, consent) once per participant and
-# profile. The result is the same Share, field for field and in the same order, as the
-# core's project(); tests/sync/test_sync_projection.py checks that on every record of a
-# synthetic caseload. Participants and consents, which the gate itself reads, still go
-# through project() as decoded records.
+# profile. Participants and consents, which the gate itself reads, are decoded, and go
+# through the same field plans and gate. The result is the same Share, field for field
+# and in the same order, as the core's project(); tests/sync/test_sync_projection.py
+# checks that on every record of a synthetic caseload.
 
 _Converter = Callable[[Any], Any]
 
@@ -208,8 +209,8 @@ def _json_converter(hint: Any, decoder: Callable[[Any], Any]) -> _Converter:
         def parsed(raw: Any) -> Any:
             if type(raw) is str:
                 try:
-                    value = orjson.loads(raw)
-                except orjson.JSONDecodeError:
+                    value = load_json(raw)
+                except ValueError:
                     return generic(raw)
                 if type(value) is wanted:
                     return value
@@ -409,26 +410,35 @@ class Projector:
             if row.record_type in (Participant.record_type, Consent.record_type):
                 changed.add(row.participant_id)
         wanted = {r.participant_id for r in rows if r.op == "upsert"}
-        participants = sorted(p for p in wanted if p in changed or p not in self._participants)
+        # Each participant and consent is read (and decoded) once: a participant row's
+        # record is also its participant, and a consent row's record is among the consents
+        # read for its participant (who has changed, so has them all read afresh).
+        chunk_people = by_type.pop(Participant.record_type, set())
+        chunk_consents = by_type.pop(Consent.record_type, set())
+        participants = sorted(chunk_people.union(p for p in wanted if p in changed or p not in self._participants))
         consents = sorted(p for p in wanted if p in changed or p not in self._consents)
         with self.store.db.lock:   # one snapshot: no save lands between these reads
             for record_type, ids in sorted(by_type.items()):
-                kind = RECORD_TYPE_BY_NAME[record_type]
-                if kind in (Participant, Consent):
-                    for record in self._load(kind, "id", sorted(ids)):
-                        self._records[(record_type, record.id)] = record
-                else:
-                    view = self._view(kind)
-                    for stored in self._load_rows(view, sorted(ids)):
-                        self._rows[(record_type, stored[0])] = stored
+                view = self._view(RECORD_TYPE_BY_NAME[record_type])
+                for stored in self._load_rows(view, sorted(ids)):
+                    self._rows[(record_type, stored[0])] = stored
             found: dict[str, Participant | None] = dict.fromkeys(participants)
             for participant in self._load(Participant, "id", participants):
                 if isinstance(participant, Participant):
                     found[participant.id] = participant
+                    if participant.id in chunk_people:
+                        self._records[(Participant.record_type, participant.id)] = participant
             grouped: dict[str, list[Consent]] = {p: [] for p in consents}
             for consent in self._load(Consent, "participant_id", consents, " ORDER BY rowid"):
                 if isinstance(consent, Consent):
                     grouped[consent.participant_id].append(consent)
+                    if consent.id in chunk_consents:
+                        self._records[(Consent.record_type, consent.id)] = consent
+            # A consent filed under another participant than its outbox row says (not
+            # something the store writes): read on its own, as before.
+            strays = sorted(i for i in chunk_consents if (Consent.record_type, i) not in self._records)
+            for consent in self._load(Consent, "id", strays):
+                self._records[(Consent.record_type, consent.id)] = consent
         self._participants.update(found)
         self._consents.update(grouped)
         self._fresh = changed
@@ -542,6 +552,22 @@ class Projector:
         confidential = (kind is CaseNote
                         and stored[index["confidentiality"]] == Confidentiality.HEALTH_TEAM.value)
         form_id = stored[index["form_id"]] if "form_id" in index else None
+
+        def fill(fields: dict[str, Any], plan: _FieldPlan) -> None:
+            for name, column, convert in plan.getters:
+                fields[name] = convert(stored[column])
+        items, held = self._decide(row, kind, participant, record_id, version, plans, fill,
+                                   confidential, form_id)
+        return SourcePlan(row.seq, None, tuple(items), tuple(held))
+
+    def _decide(
+        self, row: OutboxItem, kind: type[Record], participant: Participant, record_id: str, version: int,
+        plans: list[tuple[SharingProfile, _FieldPlan | None]],
+        fill: Callable[[dict[str, Any], _FieldPlan], None], confidential: bool = False, form_id: Any = None,
+    ) -> tuple[list[PlannedItem], list[HeldItem]]:
+        """One record version through each of its profiles' field plans: an item for each
+        profile it may go to (``fill`` adds the plan's field values, in its order), a hold
+        for each it may not."""
         record_type = kind.record_type
         items: list[PlannedItem] = []
         held: list[HeldItem] = []
@@ -560,14 +586,13 @@ class Projector:
                 continue
             fields: dict[str, Any] = {"id": record_id, "version": version, "record_type": record_type,
                                       "participant_id": participant.id}
-            for name, column, convert in plan.getters:
-                fields[name] = convert(stored[column])
+            fill(fields, plan)
             items.append(PlannedItem(   # fields: a dict made here and never changed
                 key, record_type, record_id, version, participant.id, profile.id,
                 participant.programme, participant.strand, "upsert", fields,
                 plan.field_names, profile.article_6, plan.article_9, row.seq,
             ))
-        return SourcePlan(row.seq, None, tuple(items), tuple(held))
+        return items, held
 
     def plan(self, row: OutboxItem) -> SourcePlan:
         """The items for one outbox row (empty when superseded or nothing applies)."""
@@ -594,17 +619,16 @@ class Projector:
         participant = record if isinstance(record, Participant) else self._participant(row.participant_id)
         if participant is None:
             return SourcePlan(row.seq, None)
-        consents = self._consents_of(participant.id)
-        items: dict[str, PlannedItem] = {}
-        held: list[HeldItem] = []
-        for profile in self._applicable(participant.programme, participant.strand):
-            key = idempotency_key(record.id, record.version, profile.id)
-            outcome = project(record, profile, participant, consents, self.today)
-            if isinstance(outcome, Share):
-                items[key] = self._planned(record, participant, profile, outcome, "upsert", row.seq)
-            elif outcome.reason is not HoldReason.NOT_IN_PROFILE:
-                held.append(HeldItem(key, record.record_type, record.id, record.version,
-                                     participant.id, profile.id, outcome.reason, row.seq))
+        if isinstance(record, Consent) and record.participant_id != participant.id:
+            raise ValueError("the record does not belong to this participant")
+
+        def fill(fields: dict[str, Any], plan: _FieldPlan) -> None:
+            for name in plan.field_names:
+                fields[name] = _json_ready(getattr(record, name))
+        # The compiled projection again (see _RowView), from the decoded record.
+        planned, held = self._decide(row, kind, participant, record.id, record.version,
+                                     self._plans_for(participant, kind), fill)
+        items = {item.key: item for item in planned}
         requeue: list[Requeue] = []
         if isinstance(record, Consent):
             notice = self._withdrawal(record, participant, row.seq)

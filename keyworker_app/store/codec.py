@@ -6,11 +6,14 @@ import dataclasses
 import enum
 import functools
 import json
+import re
 import types
 import typing
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable, Mapping
+
+import orjson
 
 from ..records import Record
 
@@ -41,24 +44,52 @@ def _codec_for(hint: Any) -> tuple[Encoder, Decoder]:
         enc, dec = _codec_for(inner)
         return (lambda v: None if v is None else enc(v)), (lambda v: None if v is None else dec(v))
     if hint is bool:
-        return (lambda v: 1 if v else 0), (lambda v: bool(v))
+        return (lambda v: 1 if v else 0), bool
     if hint in (int, float, str, bytes):
-        return (lambda v: v), (lambda v, t=hint: t(v))
+        return (lambda v: v), hint
     if hint is date:
         return (lambda v: v.isoformat()), date.fromisoformat
     if hint is datetime:
         return (lambda v: v.isoformat()), datetime.fromisoformat
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return (lambda v: v.value), hint
+        return (lambda v: v.value), _enum_decoder(hint)
     if origin in (tuple, Mapping, dict) or origin is typing.get_origin(Mapping[str, Any]):
         def encode(v: Any) -> str:
             return json.dumps(_plain(v), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
         # The field itself comes back as its declared kind (tuple or mapping); what is inside
         # comes back as JSON gives it, which is what forms and the sync projection expect.
         if origin is tuple:
-            return encode, (lambda v: tuple(json.loads(v)))
-        return encode, json.loads
+            return encode, (lambda v: tuple(load_json(v)))
+        return encode, load_json
     raise TypeError(f"no column codec for {hint!r}")
+
+
+def _enum_decoder(kind: type[enum.Enum]) -> Decoder:
+    """A stored value as its member: a dict lookup for a member's own value (an enum
+    call is about ten times slower), else the enum itself decides (and raises)."""
+    members = {member.value: member for member in kind}
+
+    def decode(v: Any) -> Any:
+        member = members.get(v)
+        return kind(v) if member is None else member
+    return decode
+
+
+#: Nineteen digits in a row: maybe an integer beyond 64 bits, which orjson would read as a
+#: float (json.dumps writes any integer exactly).
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def load_json(text: Any) -> Any:
+    """Stored JSON text as Python values, as ``json.loads`` gives them: by orjson (several
+    times quicker), or by the standard parser for what orjson would refuse (NaN, a lone
+    surrogate) or read differently (an integer beyond 64 bits)."""
+    if type(text) is str and _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +100,20 @@ class RecordCodec:
     columns: tuple[str, ...]
     encoders: tuple[Encoder, ...]
     decoders: tuple[Decoder, ...]
+    plain_init: bool = False   # __init__ only sets each column's field (see from_row)
 
     def to_row(self, record: Record) -> tuple[Any, ...]:
         return tuple(enc(getattr(record, col)) for col, enc in zip(self.columns, self.encoders))
 
     def from_row(self, row: tuple[Any, ...]) -> Record:
         values = {col: dec(v) for col, dec, v in zip(self.columns, self.decoders, row)}
+        if self.plain_init:
+            # Every field is a column and __init__ would only set them, one
+            # object.__setattr__ each (the dataclass is frozen): set them at once instead,
+            # as unpickling does. Several times quicker for a participant's 46 fields.
+            record = object.__new__(self.record_type)
+            record.__dict__.update(values)
+            return record
         return self.record_type(**values)
 
     def to_plain(self, record: Record) -> dict[str, Any]:
@@ -92,6 +131,8 @@ def codec_for(record_type: type[Record]) -> RecordCodec:
         columns=tuple(f.name for f in fields),
         encoders=tuple(p[0] for p in pairs),
         decoders=tuple(p[1] for p in pairs),
+        plain_init=(all(f.init for f in fields) and not hasattr(record_type, "__post_init__")
+                    and not hasattr(record_type, "__slots__")),
     )
 
 
