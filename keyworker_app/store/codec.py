@@ -6,14 +6,13 @@ import dataclasses
 import enum
 import functools
 import json
-import re
 import types
 import typing
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
-import orjson
+import msgspec
 
 from ..records import Record
 
@@ -75,19 +74,18 @@ def _enum_decoder(kind: type[enum.Enum]) -> Decoder:
     return decode
 
 
-#: Nineteen digits in a row: maybe an integer beyond 64 bits, which orjson would read as a
-#: float (json.dumps writes any integer exactly).
-_LONG_DIGITS = re.compile(r"\d{19}")
+_decode_json = msgspec.json.Decoder().decode
 
 
 def load_json(text: Any) -> Any:
-    """Stored JSON text as Python values, as ``json.loads`` gives them: by orjson (several
-    times quicker), or by the standard parser for what orjson would refuse (NaN, a lone
-    surrogate) or read differently (an integer beyond 64 bits)."""
-    if type(text) is str and _LONG_DIGITS.search(text) is None:
+    """Stored JSON text as Python values, as ``json.loads`` gives them: by msgspec (two to
+    three times quicker, and exact for integers of any size, which orjson reads as floats
+    beyond 64 bits), or by the standard parser for what msgspec refuses and json.dumps
+    writes (NaN, infinities, a lone surrogate)."""
+    if type(text) is str:
         try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
+            return _decode_json(text)
+        except msgspec.MsgspecError:
             pass
     return json.loads(text)
 
