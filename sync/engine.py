@@ -389,7 +389,7 @@ class SyncEngine:
 
     def _push_pipelined(self) -> None:
         projector = Projector(self.store, self._profiles, self._today, before_history=self._settle_for,
-                              after_reading=self._hand_over)
+                              after_reading=self._hand_over, reading=self._store_needed)
         self.ledger.begin_run()
         self._sender = ThreadPoolExecutor(max_workers=PUSHES_AT_ONCE, thread_name_prefix="keyworker-sync-push")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyworker-sync-write")

@@ -239,7 +239,8 @@ class Ledger:
                                            held.recipient, held.reason.value, now)
                     held_here.add(held.key)
                     may_hold.add(held.participant_id)
-                    decided.append((held.participant_id, held.recipient, held.record_id, held.version))
+                    if held.version > 1:
+                        decided.append((held.participant_id, held.recipient, held.record_id, held.version))
                 for item in plan.items:
                     if item.key in skip:
                         continue
@@ -254,7 +255,8 @@ class Ledger:
                         unheld.append(item.key)
                     skip.add(item.key)
                     to_send.append(item)
-                    decided.append((item.participant_id, item.recipient, item.record_id, item.version))
+                    if item.version > 1:   # a first version has nothing older to supersede
+                        decided.append((item.participant_id, item.recipient, item.record_id, item.version))
                     waiting += 1
                 requeues = [r for r in plan.requeue if r.participant_id in may_hold]
                 if requeues:
@@ -270,8 +272,8 @@ class Ledger:
                     self._open.pop(source, None)
                     closing.append((source, refused))
             flush()
-            # A first version has nothing older; nor has anyone without sync items.
-            superseding = [d for d in decided if d[3] > 1 and d[0] in may_hold]
+            # Nor has anyone without sync items.
+            superseding = [d for d in decided if d[0] in may_hold]
             if superseding:
                 conn.execute(_SUPERSEDED_SQL, (json_values(superseding),))
             self._close(conn, closing)
@@ -374,7 +376,7 @@ class Ledger:
         kept up to date as this batch adds its own).
         """
         now = _now()
-        open_refusals = self._open_refusals(conn, {item.record_id for item, *_ in answered})
+        open_refusals = self._open_refusals(conn, answered)
         refused_rows: list[tuple[Any, ...]] = []
         sent_rows: list[tuple[Any, ...]] = []
         closing: list[tuple[tuple[str, int], bool]] = []
@@ -388,11 +390,12 @@ class Ledger:
                     basis_id = self._basis(conn, basis)
                 sent_rows.append((item.participant_id, item.recipient, item.record_id, item.version,
                                   basis_id, item.one_off_reason, now, status))
-                target = (item.record_id, item.recipient)
-                versions = open_refusals.get(target)
-                if versions and min(versions) < item.version:
-                    self._resolve_refusals(conn, item, now)
-                    open_refusals[target] = {v for v in versions if v >= item.version}
+                if open_refusals:
+                    target = (item.record_id, item.recipient)
+                    versions = open_refusals.get(target)
+                    if versions and min(versions) < item.version:
+                        self._resolve_refusals(conn, item, now)
+                        open_refusals[target] = {v for v in versions if v >= item.version}
             else:
                 refused_rows.append((item.key, item.outbox_seq, item.one_off_seq, item.record_type,
                                      item.record_id, item.version, item.participant_id, item.recipient,
@@ -400,11 +403,17 @@ class Ledger:
                 if status == ItemStatus.REJECTED:
                     self._quarantine(conn, item, code, reason, now)
                     open_refusals.setdefault((item.record_id, item.recipient), set()).add(item.version)
-            source = _source(item.outbox_seq, item.one_off_seq)
-            waiting = self._open.get(source) if source is not None else None
-            if source is not None and waiting is not None:
+            if item.outbox_seq is not None:
+                source: tuple[str, int] = ("outbox", item.outbox_seq)
+            elif item.one_off_seq is not None:
+                source = ("one_off", item.one_off_seq)
+            else:
+                continue
+            waiting = self._open.get(source)
+            if waiting is not None:
                 waiting.items -= 1
-                waiting.refused |= status == ItemStatus.REJECTED
+                if status == "rejected":
+                    waiting.refused = True
                 if waiting.items <= 0:
                     del self._open[source]
                     closing.append((source, waiting.refused))
@@ -425,14 +434,17 @@ class Ledger:
         return basis_id
 
     @staticmethod
-    def _open_refusals(conn: Connection, record_ids: set[str]) -> dict[tuple[str, str], set[int]]:
-        """Versions refused and not yet resolved, by (record id, recipient), for ``record_ids``."""
+    def _open_refusals(conn: Connection, answered: Sequence[tuple[PlannedItem, str, str, str]],
+                       ) -> dict[tuple[str, str], set[int]]:
+        """Versions refused and not yet resolved, by (record id, recipient), for the
+        records of ``answered``."""
         found: dict[tuple[str, str], set[int]] = {}
         if not conn.execute("SELECT 1 FROM quarantine WHERE resolved_at IS NULL LIMIT 1").fetchone():
             return found
+        record_ids = sorted({answer[0].record_id for answer in answered})
         for record_id, recipient, version in conn.execute(
             "SELECT record_id, recipient, version FROM quarantine WHERE resolved_at IS NULL"
-            f" AND record_id IN {_JSON_LIST}", (json_values(sorted(record_ids)),)).fetchall():
+            f" AND record_id IN {_JSON_LIST}", (json_values(record_ids),)).fetchall():
             found.setdefault((record_id, recipient), set()).add(int(version))
         return found
 

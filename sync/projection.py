@@ -21,6 +21,7 @@ Nothing else ever leaves the laptop: an item's ``fields`` are exactly the
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import re
@@ -325,6 +326,7 @@ class Projector:
         today: date | None = None,
         before_history: Callable[[str, str | None], object] | None = None,
         after_reading: Callable[[], object] | None = None,
+        reading: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
     ) -> None:
         self.store = store
         self.profiles = load_sharing_profiles() if profiles is None else profiles
@@ -336,6 +338,8 @@ class Projector:
         # Called by plan_many once it has read a chunk's records, before projecting them:
         # the engine lets its writer have the store then.
         self._after_reading = after_reading or (lambda: None)
+        # Held while plan_many reads a chunk's records: the engine's writer waits meanwhile.
+        self._reading = reading or contextlib.nullcontext
         self._participants: dict[str, Participant | None] = {}
         self._consents: dict[str, list[Consent]] = {}
         self._profiles_for: dict[tuple[str, str], list[SharingProfile]] = {}
@@ -389,7 +393,8 @@ class Projector:
         when it meets such a row.
         """
         try:
-            self._preload(rows)
+            with self._reading():
+                self._preload(rows)
             self._read_histories(rows)
             self._after_reading()
             return [self.plan(row) for row in rows]
@@ -518,15 +523,15 @@ class Projector:
                 for profile in self._applicable(participant.programme, participant.strand)]
         return plans
 
-    def _gate_for(self, participant: Participant, profile: SharingProfile) -> HoldReason | None:
+    def _gates_of(self, participant: Participant) -> dict[str, HoldReason | None]:
+        """The gate's answers for ``participant`` so far, by profile id (see _gate): kept
+        while their cached participant record and consent list are the very objects they
+        were worked out from."""
         consents = self._consents_of(participant.id)
         cached = self._gates.get(participant.id)
         if cached is None or cached[0] is not participant or cached[1] is not consents:
             cached = self._gates[participant.id] = (participant, consents, {})
-        gates = cached[2]
-        if profile.id not in gates:
-            gates[profile.id] = _gate(profile, participant, consents, self.today)
-        return gates[profile.id]
+        return cached[2]
 
     def _plan_row(self, row: OutboxItem, kind: type[Record]) -> SourcePlan:
         """:meth:`plan` for a record that is neither a participant nor a consent, from its
@@ -569,6 +574,7 @@ class Projector:
         profile it may go to (``fill`` adds the plan's field values, in its order), a hold
         for each it may not."""
         record_type = kind.record_type
+        gates = self._gates_of(participant)
         items: list[PlannedItem] = []
         held: list[HeldItem] = []
         for profile, plan in plans:
@@ -579,7 +585,11 @@ class Projector:
                 continue
             if plan is None or (plan.assessment_forms is not None and form_id not in plan.assessment_forms):
                 continue   # not in this profile: nothing to send or to hold
-            reason = self._gate_for(participant, profile)
+            try:
+                reason = gates[profile.id]
+            except KeyError:
+                reason = gates[profile.id] = _gate(profile, participant, self._consents_of(participant.id),
+                                                   self.today)
             if reason is not None:
                 held.append(HeldItem(key, record_type, record_id, version, participant.id,
                                      profile.id, reason, row.seq))
