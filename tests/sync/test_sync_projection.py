@@ -172,3 +172,37 @@ def test_a_quick_converter_remembers_canonical_texts_only_and_within_its_bound(m
     # the non-canonical text checked again, -04 meets the bound (the memory starts again
     # with it), so -05 is checked once more; after that it is remembered.
     assert checked == texts + ["2025-01-01", "2025-01-02", "20250103", "2025-01-04", "2025-01-05"]
+
+
+def test_a_chunks_records_are_read_inside_the_reading_hook_and_projected_outside(store: Store) -> None:
+    """The engine pauses its writer while plan_many reads (Projector's ``reading`` hook):
+    every read of the chunk's records happens inside it, and the projecting after it."""
+    import contextlib
+
+    save_caseload(store, generate_caseload(8, seed=2, keyworker_id=store.actor, today=TODAY))
+    inside = False
+    reads: list[bool] = []
+
+    @contextlib.contextmanager
+    def reading() -> Any:
+        nonlocal inside
+        inside = True
+        try:
+            yield
+        finally:
+            inside = False
+
+    query = store.db.query
+
+    def watched(sql: str, params: Any = ()) -> Any:
+        reads.append(inside)
+        return query(sql, params)
+
+    store.db.query = watched  # type: ignore[method-assign]
+    projector = Projector(store, today=TODAY, reading=reading,
+                          after_reading=lambda: reads.append(inside))
+    plans = projector.plan_many(store.outbox_pending(limit=100_000))
+    assert sum(len(p.items) for p in plans) > 50
+    # Record reads first, all inside the hook; then the hand-over, outside it.
+    assert reads.count(True) >= 3 and reads[-1] is False
+    assert all(reads[:reads.index(False)])
