@@ -36,7 +36,7 @@ from keyworker_app.records import RECORD_TYPE_BY_NAME
 from keyworker_app.store.database import Connection
 from keyworker_app.store.store import Store
 
-from .projection import HeldItem, PlannedItem, SourcePlan, idempotency_key, json_values
+from .projection import HeldItem, PlannedItem, Requeue, SourcePlan, idempotency_key, json_values
 from .wire import ItemAnswer, ItemStatus
 
 
@@ -118,6 +118,14 @@ def _source(outbox_seq: int | None, one_off_seq: int | None) -> tuple[str, int] 
     if one_off_seq is not None:
         return ("one_off", one_off_seq)
     return None
+
+
+def _may_requeue(holding: set[tuple[str, str]] | None, requeue: Requeue) -> bool:
+    """Whether the participant's held-back items (``holding``, by (reason, recipient),
+    or None: nothing) include any that ``requeue`` would queue again."""
+    return any(
+        reason in requeue.reasons and (requeue.recipient is None or recipient == requeue.recipient)
+        for reason, recipient in holding or ())
 
 
 @dataclass
@@ -206,10 +214,12 @@ class Ledger:
         skip = set(in_flight)
         with self.db.transaction() as conn:
             # Who may have records held back: anyone with sync items already, and anyone
-            # these plans hold something back for. A requeue for anyone else finds nothing.
+            # these plans hold something back for. And what each may have held back, by
+            # (reason, recipient): a requeue that matches none of it would find nothing.
+            requeuing = {r.participant_id for p in plans for r in p.requeue}
             known, may_hold = self._statuses(conn, [h for p in plans for h in p.held]
-                                             + [i for p in plans for i in p.items],
-                                             {r.participant_id for p in plans for r in p.requeue})
+                                             + [i for p in plans for i in p.items], requeuing)
+            holding = self._holding(conn, requeuing & may_hold)
             to_send: list[PlannedItem] = []
             held_rows: dict[str, tuple[Any, ...]] = {}   # by key: a later plan may send it after all
             held_here: set[str] = set()                  # held back by these plans (written or not)
@@ -239,6 +249,7 @@ class Ledger:
                                            held.recipient, held.reason.value, now)
                     held_here.add(held.key)
                     may_hold.add(held.participant_id)
+                    holding.setdefault(held.participant_id, set()).add((held.reason.value, held.recipient))
                     if held.version > 1:
                         decided.append((held.participant_id, held.recipient, held.record_id, held.version))
                 for item in plan.items:
@@ -258,7 +269,7 @@ class Ledger:
                     if item.version > 1:   # a first version has nothing older to supersede
                         decided.append((item.participant_id, item.recipient, item.record_id, item.version))
                     waiting += 1
-                requeues = [r for r in plan.requeue if r.participant_id in may_hold]
+                requeues = [r for r in plan.requeue if _may_requeue(holding.get(r.participant_id), r)]
                 if requeues:
                     flush()   # the requeue reads the held-back items just written
                     for requeue in requeues:
@@ -320,6 +331,18 @@ class Ledger:
                 (json_values([(i.participant_id, i.recipient, i.record_id, i.version)
                               for i in items if i.participant_id in sent]),)).fetchall())
         return found, held
+
+    @staticmethod
+    def _holding(conn: Connection, people: Collection[str]) -> dict[str, set[tuple[str, str]]]:
+        """The (reason, recipient) of what each of ``people`` has held back."""
+        found: dict[str, set[tuple[str, str]]] = {}
+        if people:
+            for person, reason, recipient in conn.execute(
+                    "SELECT DISTINCT s.participant_id, s.reason, s.recipient FROM json_each(?) AS j"
+                    " CROSS JOIN sync_item AS s ON s.participant_id = j.value WHERE s.status = 'held_back'",
+                    (json_values(sorted(people)),)).fetchall():
+                found.setdefault(person, set()).add((reason, recipient))
+        return found
 
     def _requeue(self, conn: Connection, participant_id: str, reasons: Iterable[Any],
                  recipient: str | None, projected_before: int = 0) -> None:

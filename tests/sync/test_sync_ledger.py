@@ -318,6 +318,35 @@ def test_a_lifted_hold_looks_for_held_records_only_for_people_who_may_have_some(
     assert [s for s in statements if "status = 'held_back'" in s] == []
 
 
+def test_a_lifted_hold_looks_for_held_records_only_when_some_are_held_for_it(store: Store) -> None:
+    """Someone with records held back only for consent reasons, whose participant record
+    changes (which could lift a restriction or an objection, not a consent): nothing is
+    held back for what it lifts, so no held-back record is looked for."""
+    save_caseload(store, caseload(12, seed=54, keyworker_id=store.actor))
+    ledger = Ledger(store)
+    _push_everything(store, ledger)
+    reasons: dict[str, set[str]] = {}
+    for person_id, reason in store.db.query(
+            "SELECT participant_id, reason FROM sync_item WHERE status = 'held_back'"):
+        reasons.setdefault(person_id, set()).add(reason)
+    consent_only = [p for p in store.participants.all()
+                    if reasons.get(p.id) and reasons[p.id] <= {"consent_missing", "consent_refused",
+                                                               "consent_withdrawn"}
+                    and not p.restricted and not p.objections]
+    assert consent_only
+    for person in consent_only:
+        store.save(person.replace(preferred_name=person.preferred_name + "x"))
+    plans = Projector(store).plan_many(store.outbox_pending(limit=100_000))
+    assert any(p.requeue for p in plans)
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        ledger.prepare(plans)
+    finally:
+        store.db.conn.set_trace_callback(None)
+    assert [s for s in statements if "SELECT DISTINCT record_type, record_id FROM sync_item" in s] == []
+
+
 def test_a_record_edited_while_held_back_is_counted_once_per_recipient(store: Store) -> None:
     """Each version of a record held back replaces the last in the count: a participant
     record edited three times while restricted is one held-back item per recipient."""
