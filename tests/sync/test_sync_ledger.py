@@ -7,7 +7,8 @@ batches, a run that stops between them, items held back and then sent, an older 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import pytest
 
@@ -17,6 +18,8 @@ from sync.ledger import Ledger
 from sync.projection import PlannedItem, Projector, SourcePlan
 from sync.wire import ItemAnswer, ItemStatus
 from sync_testkit import caseload
+
+T = TypeVar("T")
 
 
 def answers(items: Sequence[PlannedItem], status: ItemStatus = ItemStatus.ACCEPTED) -> list[ItemAnswer]:
@@ -159,6 +162,16 @@ def test_a_key_in_two_rows_of_one_chunk_is_sent_once(store: Store, plans: list[S
     assert row_state(store, plan.outbox_seq) == "done"
 
 
+def _traced(store: Store, action: Callable[[], T]) -> tuple[T, list[str]]:
+    """What ``action()`` returns, and every SQL statement the store's connection ran meanwhile."""
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        return action(), statements
+    finally:
+        store.db.conn.set_trace_callback(None)
+
+
 def test_delivered_items_are_found_through_the_sent_log_index(store: Store, plans: list[SourcePlan]) -> None:
     """The ledger asks the sent log about a whole chunk of items at once; each is one
     probe of its one index (migrations 0009, 0011), never a scan of every line ever sent."""
@@ -166,12 +179,8 @@ def test_delivered_items_are_found_through_the_sent_log_index(store: Store, plan
     ledger = Ledger(store)
     to_send = ledger.prepare([plan])
     ledger.apply_answers(to_send, answers(to_send))
-    statements: list[str] = []
-    store.db.conn.set_trace_callback(statements.append)
-    try:
-        assert ledger.prepare([plan]) == []   # everything in it is delivered already
-    finally:
-        store.db.conn.set_trace_callback(None)
+    again, statements = _traced(store, lambda: ledger.prepare([plan]))
+    assert again == []   # everything in it is delivered already
     people, lookup = [s for s in statements if "FROM json_each" in s and "sent_line" in s]
     explained = " ".join(str(r) for r in store.db.query("EXPLAIN QUERY PLAN " + lookup))
     assert "SEARCH s USING INDEX sent_line_item" in explained and "SCAN s" not in explained
@@ -185,12 +194,7 @@ def test_items_of_people_never_sent_anything_are_not_looked_up_one_by_one(
     """A first sync: nobody in the chunk has a sent-log line or a sync item, so the ledger
     asks once per participant and never item by item."""
     plan = a_plan_with_items(plans)
-    statements: list[str] = []
-    store.db.conn.set_trace_callback(statements.append)
-    try:
-        to_send = Ledger(store).prepare([plan])
-    finally:
-        store.db.conn.set_trace_callback(None)
+    to_send, statements = _traced(store, lambda: Ledger(store).prepare([plan]))
     assert [i.key for i in to_send] == [i.key for i in plan.items]
     assert [s for s in statements if "CROSS JOIN sent_line" in s or "idempotency_key IN" in s] == []
 
@@ -309,12 +313,7 @@ def test_a_lifted_hold_looks_for_held_records_only_for_people_who_may_have_some(
         store.save(person.replace(preferred_name=person.preferred_name + "x"))
     plans = Projector(store).plan_many(store.outbox_pending(limit=100_000))
     assert sum(len(p.requeue) for p in plans) >= 2
-    statements: list[str] = []
-    store.db.conn.set_trace_callback(statements.append)
-    try:
-        ledger.prepare(plans)
-    finally:
-        store.db.conn.set_trace_callback(None)
+    _, statements = _traced(store, lambda: ledger.prepare(plans))
     assert [s for s in statements if "status = 'held_back'" in s] == []
 
 
@@ -338,12 +337,7 @@ def test_a_lifted_hold_looks_for_held_records_only_when_some_are_held_for_it(sto
         store.save(person.replace(preferred_name=person.preferred_name + "x"))
     plans = Projector(store).plan_many(store.outbox_pending(limit=100_000))
     assert any(p.requeue for p in plans)
-    statements: list[str] = []
-    store.db.conn.set_trace_callback(statements.append)
-    try:
-        ledger.prepare(plans)
-    finally:
-        store.db.conn.set_trace_callback(None)
+    _, statements = _traced(store, lambda: ledger.prepare(plans))
     assert [s for s in statements if "SELECT DISTINCT record_type, record_id FROM sync_item" in s] == []
 
 
@@ -362,11 +356,7 @@ def test_a_record_edited_while_held_back_is_counted_once_per_recipient(store: St
         person = store.participants.find(person_id)
         assert person is not None
         store.save(person.replace(restricted=True, preferred_name=f"Sam{edit}"))
-        store.db.conn.set_trace_callback(statements.append)
-        try:
-            _push_everything(store, ledger)
-        finally:
-            store.db.conn.set_trace_callback(None)
+        statements += _traced(store, lambda: _push_everything(store, ledger))[1]
         counts.append(store.db.scalar(
             "SELECT count(*) FROM sync_item WHERE record_id = ? AND status = 'held_back'", (person_id,)))
     assert counts[0] > 0 and counts == [counts[0]] * 3
