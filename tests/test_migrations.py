@@ -411,3 +411,46 @@ def test_0012_pending_counts_and_audit_histories_carry_over_into_one_row_per_par
         conn.execute("UPDATE outbox SET state = 'done' WHERE participant_id != ?", (c.id,))
     assert dict(db.query("SELECT participant_id, pending FROM participant_pending")) == {c.id: 1}
     assert store.outbox_count() == 1 and store.verify_audit() == []
+
+
+def test_0013_the_outbox_index_keeps_only_pending_rows_and_a_sync_reads_through_it(tmp_path: Path) -> None:
+    """0013 swaps the outbox's (state, seq) index for one of pending rows only (and one of
+    quarantined rows by record): the rows carry over, what a sync reads comes out the
+    same, through the new indexes, and a row sent leaves the pending index."""
+    from keyworker_app.records import Participant
+    from keyworker_app.store.store import Store
+
+    db = plain_db(tmp_path)
+    db.migrate(MIGRATIONS[:12])
+    store = Store(db, "KW-1")
+    people = [store.save(Participant(given_name=f"P{i}", family_name="Test")) for i in range(5)]
+    with db.transaction() as conn:
+        conn.execute("UPDATE outbox SET state = 'done' WHERE record_id = ?", (people[1].id,))
+        conn.execute("UPDATE outbox SET state = 'quarantined' WHERE record_id = ?", (people[3].id,))
+    outbox = db.query("SELECT * FROM outbox ORDER BY seq")
+    pending = store.outbox_pending(limit=100)
+    assert len(pending) == 3
+    assert db.migrate(MIGRATIONS[:13]) == [13]
+
+    assert db.query("SELECT * FROM outbox ORDER BY seq") == outbox
+    assert store.outbox_pending(limit=100) == pending
+    assert store.outbox_pending(limit=1, after_seq=pending[0].seq) == pending[1:2]
+    assert store.outbox_count() == 3 and store.outbox_count("done") == 1 and store.outbox_count("quarantined") == 1
+
+    def plan(sql: str, params: tuple[object, ...]) -> str:
+        return " ".join(str(r[3]) for r in db.query("EXPLAIN QUERY PLAN " + sql, params))
+
+    assert "USING INDEX outbox_pending" in plan(
+        "SELECT seq FROM outbox WHERE state = 'pending' AND seq > ? ORDER BY seq LIMIT ?", (0, 10))
+    assert "USING INDEX outbox_quarantined" in plan(
+        "SELECT seq FROM outbox WHERE state = 'quarantined' AND record_id = ?", (people[3].id,))
+
+    def indexed(name: str) -> int:   # entries in one index, counted through it
+        return int(db.scalar(f"SELECT count(*) FROM outbox INDEXED BY {name} WHERE state = "
+                             + ("'pending' AND seq > 0" if name == "outbox_pending" else "'quarantined' AND record_id != ''")))
+
+    assert indexed("outbox_pending") == 3 and indexed("outbox_quarantined") == 1
+    with db.transaction() as conn:
+        conn.execute("UPDATE outbox SET state = 'done' WHERE seq = ?", (pending[0].seq,))
+    assert indexed("outbox_pending") == 2 and store.outbox_pending(limit=100) == pending[1:]
+    assert db.integrity_problems() == []
