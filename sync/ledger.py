@@ -426,17 +426,11 @@ class Ledger:
                 if status == ItemStatus.REJECTED:
                     self._quarantine(conn, item, code, reason, now)
                     open_refusals.setdefault((item.record_id, item.recipient), set()).add(item.version)
-            if item.outbox_seq is not None:
-                source: tuple[str, int] = ("outbox", item.outbox_seq)
-            elif item.one_off_seq is not None:
-                source = ("one_off", item.one_off_seq)
-            else:
-                continue
-            waiting = self._open.get(source)
-            if waiting is not None:
+            source = _source(item.outbox_seq, item.one_off_seq)
+            waiting = self._open.get(source) if source is not None else None
+            if source is not None and waiting is not None:
                 waiting.items -= 1
-                if status == "rejected":
-                    waiting.refused = True
+                waiting.refused |= status == ItemStatus.REJECTED
                 if waiting.items <= 0:
                     del self._open[source]
                     closing.append((source, waiting.refused))

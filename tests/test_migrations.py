@@ -445,9 +445,14 @@ def test_0013_the_outbox_index_keeps_only_pending_rows_and_a_sync_reads_through_
     assert "USING INDEX outbox_quarantined" in plan(
         "SELECT seq FROM outbox WHERE state = 'quarantined' AND record_id = ?", (people[3].id,))
 
-    def indexed(name: str) -> int:   # entries in one index, counted through it
-        return int(db.scalar(f"SELECT count(*) FROM outbox INDEXED BY {name} WHERE state = "
-                             + ("'pending' AND seq > 0" if name == "outbox_pending" else "'quarantined' AND record_id != ''")))
+    through = {   # rows counted through one index only
+        "outbox_pending": "SELECT count(*) FROM outbox INDEXED BY outbox_pending WHERE state = 'pending' AND seq > 0",
+        "outbox_quarantined": "SELECT count(*) FROM outbox INDEXED BY outbox_quarantined"
+                              " WHERE state = 'quarantined' AND record_id != ''",
+    }
+
+    def indexed(name: str) -> int:
+        return int(db.scalar(through[name]))
 
     assert indexed("outbox_pending") == 3 and indexed("outbox_quarantined") == 1
     with db.transaction() as conn:
