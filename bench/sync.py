@@ -143,7 +143,7 @@ def _reset_laptop(store: Any) -> None:
     before its first push (for the next round, against fresh controllers)."""
     with store.db.transaction() as conn:
         conn.execute("UPDATE outbox SET state = 'pending'")
-        for table in ("sent_line", "sync_item", "quarantine"):
+        for table in ("sent_line", "sent_person", "sync_item", "quarantine"):
             conn.execute(f"DELETE FROM {table}")
 
 

@@ -5,8 +5,9 @@ What is written, per item (one record version for one recipient):
 * delivered (``accepted``, or ``duplicate``: the controller already held it): one line in
   ``sent_line``, the participant's sharing history, pointing at its ``sent_basis`` (record
   type, op, programme, strand, field names, lawful bases: the same for many lines, kept
-  once); the view ``sent_log`` reads them together (migration 0011). That line is also how
-  the ledger knows the item is delivered.
+  once), and at its participant by number (``sent_person``, so that a push's lines go at
+  the end of the index); the view ``sent_log`` reads them together (migrations 0011, 0014).
+  That line is also how the ledger knows the item is delivered.
 * refused (``rejected``, ``conflict``) or ``held_back``: a ``sync_item`` row with the
   reason, and for a refusal a ``quarantine`` line.
 * sent and not yet answered: nothing. Which items each outbox row (or one-off share) is
@@ -89,10 +90,18 @@ _REFUSED_SQL = (
 #: A delivered item's sent-log line (migration 0011): what differs from line to line, and
 #: its basis (what is the same for every item of one kind to one recipient).
 _SENT_LINE_SQL = (
-    "INSERT INTO sent_line (participant_id, recipient, record_id, version, basis, one_off_reason,"
+    "INSERT INTO sent_line (person, recipient, record_id, version, basis, one_off_reason,"
     " sent_at, controller_status) VALUES (?,?,?,?,?,?,?,?)"
-    " ON CONFLICT(participant_id, recipient, record_id, version) DO NOTHING"   # the item's key
+    " ON CONFLICT(person, recipient, record_id, version) DO NOTHING"   # the item's key
 )
+
+#: Numbers for participants given their first sent-log line (migration 0014): new people
+#: are numbered in the order given, counting up, so their lines go at the end of the index.
+_NUMBER_PEOPLE_SQL = (
+    "INSERT INTO sent_person (participant_id) SELECT value FROM json_each(?) WHERE true"
+    " ON CONFLICT(participant_id) DO NOTHING"
+)
+_PERSON_NUMBERS_SQL = f"SELECT participant_id, no FROM sent_person WHERE participant_id IN {_JSON_LIST}"
 
 _BASIS_SQL = (
     "INSERT INTO sent_basis (recipient, record_type, op, programme, strand, fields, article_6,"
@@ -183,8 +192,10 @@ class Ledger:
         self.db = store.db
         # Sources (outbox rows, one-off shares) with items sent and not all answered yet.
         self._open: dict[tuple[str, int], _Open] = {}
-        # sent_basis ids by their values, as found or written in this run.
+        # sent_basis ids by their values, and sent_person numbers by participant id, as
+        # found or written in this run.
         self._bases: dict[tuple[Any, ...], int] = {}
+        self._people: dict[str, int] = {}
 
     # -- before sending ---------------------------------------------------------------
 
@@ -192,6 +203,7 @@ class Ledger:
         """Forget what an earlier run was waiting for (its rows are pending again)."""
         self._open.clear()
         self._bases.clear()   # a basis written by a run that then failed was rolled back
+        self._people.clear()  # and so was a number
 
     def prepare(self, plans: Sequence[SourcePlan], *, in_flight: Collection[str] = (),
                 projected_before: int = 0) -> list[PlannedItem]:
@@ -309,7 +321,8 @@ class Ledger:
         sent: set[str] = set()
         for person, in_sync_items, in_sent_log in conn.execute(
                 "SELECT value, EXISTS (SELECT 1 FROM sync_item WHERE participant_id = value),"
-                " EXISTS (SELECT 1 FROM sent_line WHERE participant_id = value) FROM json_each(?)",
+                " EXISTS (SELECT 1 FROM sent_person AS p JOIN sent_line AS s ON s.person = p.no"
+                " WHERE p.participant_id = value) FROM json_each(?)",
                 (json_values(sorted(everyone)),)).fetchall():
             if in_sync_items:
                 held.add(person)
@@ -321,10 +334,12 @@ class Ledger:
                 f"SELECT idempotency_key, status FROM sync_item WHERE idempotency_key IN {_JSON_LIST}",
                 (json_values([i.key for i in items if i.participant_id in held]),)).fetchall())
         if sent:
-            # Sent-log lines are indexed by what the key is made of (migrations 0009, 0011).
+            # Sent-log lines are indexed by what the key is made of, the participant by
+            # their number (migrations 0009, 0011, 0014).
             found.update((idempotency_key(r[0], r[1], r[2]), r[3]) for r in conn.execute(
                 "SELECT s.record_id, s.version, s.recipient, s.controller_status FROM json_each(?) AS j"
-                " CROSS JOIN sent_line AS s ON s.participant_id = json_extract(j.value, '$[0]')"
+                " CROSS JOIN sent_person AS p ON p.participant_id = json_extract(j.value, '$[0]')"
+                " CROSS JOIN sent_line AS s ON s.person = p.no"
                 " AND s.recipient = json_extract(j.value, '$[1]')"
                 " AND s.record_id = json_extract(j.value, '$[2]')"
                 " AND s.version = json_extract(j.value, '$[3]')",
@@ -411,8 +426,8 @@ class Ledger:
                 basis_id = bases.get(basis)
                 if basis_id is None:
                     basis_id = self._basis(conn, basis)
-                sent_rows.append((item.participant_id, item.recipient, item.record_id, item.version,
-                                  basis_id, item.one_off_reason, now, status))
+                sent_rows.append([item.participant_id, item.recipient, item.record_id, item.version,
+                                  basis_id, item.one_off_reason, now, status])
                 if open_refusals:
                     target = (item.record_id, item.recipient)
                     versions = open_refusals.get(target)
@@ -437,8 +452,22 @@ class Ledger:
         if refused_rows:
             conn.executemany(_REFUSED_SQL, refused_rows)
         if sent_rows:
+            people = self._numbers(conn, sent_rows)
+            for row in sent_rows:
+                row[0] = people[row[0]]
             conn.executemany(_SENT_LINE_SQL, sent_rows)
         self._close(conn, closing)
+
+    def _numbers(self, conn: Connection, sent_rows: Sequence[Sequence[Any]]) -> dict[str, int]:
+        """The sent_person number of each line's participant (numbering those who have
+        none yet, in the order of their first line here), kept for the rest of the run."""
+        people = self._people
+        new = [p for p in dict.fromkeys(row[0] for row in sent_rows) if p not in people]
+        if new:
+            listed = json_values(new)
+            conn.execute(_NUMBER_PEOPLE_SQL, (listed,))
+            people.update(conn.execute(_PERSON_NUMBERS_SQL, (listed,)).fetchall())
+        return people
 
     def _basis(self, conn: Connection, basis: tuple[Any, ...]) -> int:
         """The id of a sent-log basis (written if new), kept for the rest of the run."""

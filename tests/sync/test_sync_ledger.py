@@ -183,10 +183,12 @@ def test_delivered_items_are_found_through_the_sent_log_index(store: Store, plan
     assert again == []   # everything in it is delivered already
     people, lookup = [s for s in statements if "FROM json_each" in s and "sent_line" in s]
     explained = " ".join(str(r) for r in store.db.query("EXPLAIN QUERY PLAN " + lookup))
-    assert "SEARCH s USING INDEX sent_line_item" in explained and "SCAN s" not in explained
+    assert "SEARCH p USING COVERING INDEX sqlite_autoindex_sent_person_1" in explained
+    assert "SEARCH s USING INDEX sent_line_item (person=? AND recipient=? AND record_id=? AND version=?)" in explained
+    assert "SCAN s" not in explained and "SCAN p" not in explained
     # First, whether each participant has any line at all: one probe each.
     explained = " ".join(str(r) for r in store.db.query("EXPLAIN QUERY PLAN " + people))
-    assert "USING COVERING INDEX sent_line_item" in explained and "SCAN sent_line" not in explained
+    assert "USING COVERING INDEX sent_line_item (person=?)" in explained and "SCAN s" not in explained
 
 
 def test_items_of_people_never_sent_anything_are_not_looked_up_one_by_one(
@@ -245,9 +247,16 @@ def test_each_line_points_at_the_basis_it_went_on(store: Store, plans: list[Sour
         ledger.apply_answers(to_send, answers(to_send))
         raise Interrupted()
     assert store.db.scalar("SELECT count(*) FROM sent_basis") == 0
+    assert store.db.scalar("SELECT count(*) FROM sent_person") == 0   # and so did its numbers
     ledger.begin_run()
     to_send = ledger.prepare(plans)
     ledger.apply_answers(to_send, answers(to_send))
+    # Each participant is numbered at their first line, counting up (migration 0014), so a
+    # newcomer's lines go at the end of the index.
+    assert [p for (p,) in store.db.query("SELECT participant_id FROM sent_person ORDER BY no")] == list(
+        dict.fromkeys(i.participant_id for i in to_send))
+    numbers = [n for (n,) in store.db.query("SELECT person FROM sent_line ORDER BY seq")]
+    assert list(dict.fromkeys(numbers)) == sorted(set(numbers)) and len(set(numbers)) > 1
     logged = {r[0]: r[1:] for r in store.db.query(
         "SELECT idempotency_key, record_type, op, programme, strand, fields, article_6, article_9"
         " FROM sent_log")}

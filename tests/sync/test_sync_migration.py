@@ -1,5 +1,5 @@
 """Migrations of the sync tables: 0004 adds them on top of 0003 in one transaction; 0011
-splits the sent log into lines and their bases."""
+splits the sent log into lines and their bases; 0014 keys the lines by participant number."""
 
 from __future__ import annotations
 
@@ -105,3 +105,64 @@ def test_0011_rolls_back_whole_if_it_fails_part_way(tmp_path: Path) -> None:
     assert db.user_version == 10
     assert db.query("SELECT name FROM sqlite_master WHERE name = 'sent_basis'") == []
     assert db.query("SELECT type FROM sqlite_master WHERE name = 'sent_log'") == [("table",)]
+
+
+_SENT_LINE_13 = ("INSERT INTO sent_line (participant_id, recipient, record_id, version, basis, sent_at,"
+                 " controller_status) VALUES (?, ?, ?, ?, ?, '2026-11-21T10:00:00+00:00', ?)")
+
+
+def test_0014_numbers_people_in_the_order_of_their_first_line_and_keeps_every_line(tmp_path: Path) -> None:
+    """0014 gives each participant in the sent log a number, in the order of their first
+    line, and keys the lines by it: sent_log reads exactly as before, line for line and seq
+    for seq, the sequence carries on past a deleted last line, and a participant's lines
+    are still one index search away."""
+    db = _at(tmp_path, 13)
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO sent_basis (recipient, record_type, op, programme, strand, fields, article_6,"
+                     " article_9) VALUES ('employer', 'contact', 'upsert', 'working_well', '', '[\"kind\"]',"
+                     " '6(1)(a)', '')")
+        conn.execute("INSERT INTO sent_basis (recipient, record_type, op, programme, strand, fields, article_6,"
+                     " article_9) VALUES ('referrer_updates', 'case_note', 'upsert', 'working_well', '',"
+                     " '[\"summary\"]', '6(1)(e)', '9(2)(h)')")
+        for line in [("p-2", "employer", "rec-1", 1, 1, "accepted"),
+                     ("p-1", "referrer_updates", "rec-2", 1, 2, "duplicate"),
+                     ("p-2", "referrer_updates", "rec-3", 2, 2, "accepted"),
+                     ("p-3", "employer", "rec-4", 1, 1, "accepted"),
+                     ("p-1", "employer", "rec-5", 1, 1, "accepted")]:
+            conn.execute(_SENT_LINE_13, line)
+        conn.execute("DELETE FROM sent_line WHERE record_id = 'rec-5'")   # the sequence is past it
+    before = db.query("SELECT * FROM sent_log ORDER BY seq")
+    assert len(before) == 4
+    assert db.migrate(MIGRATIONS[:14]) == [14]
+    assert db.query("SELECT * FROM sent_log ORDER BY seq") == before
+    assert db.query("SELECT no, participant_id FROM sent_person ORDER BY no") == [(1, "p-2"), (2, "p-1"), (3, "p-3")]
+    assert db.query("SELECT person FROM sent_line ORDER BY seq") == [(1,), (2,), (1,), (3,)]
+    assert db.integrity_problems() == []
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO sent_line (person, recipient, record_id, version, basis, sent_at,"
+                     " controller_status) VALUES (3, 'employer', 'rec-6', 1, 1, 'now', 'accepted')")
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):   # one line per item key
+            conn.execute("INSERT INTO sent_line (person, recipient, record_id, version, basis, sent_at,"
+                         " controller_status) VALUES (1, 'employer', 'rec-1', 1, 1, 'now', 'accepted')")
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):   # a line keeps its participant
+            conn.execute("INSERT INTO sent_line (person, recipient, record_id, version, basis, sent_at,"
+                         " controller_status) VALUES (99, 'employer', 'rec-7', 1, 1, 'now', 'accepted')")
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):   # one number per participant
+            conn.execute("INSERT INTO sent_person (participant_id) VALUES ('p-1')")
+    assert db.query("SELECT seq, participant_id, idempotency_key FROM sent_log WHERE record_id = 'rec-6'") == [
+        (6, "p-3", "rec-6:1:employer")]
+    explained = " ".join(str(r) for r in db.query(
+        "EXPLAIN QUERY PLAN SELECT op FROM sent_log WHERE participant_id = 'p-1' AND recipient = 'employer'"))
+    assert "sqlite_autoindex_sent_person_1" in explained and "sent_line_item (person=? AND recipient=?)" in explained
+    assert "SCAN" not in explained
+
+
+def test_0014_rolls_back_whole_if_it_fails_part_way(tmp_path: Path) -> None:
+    db = _at(tmp_path, 13)
+    db.conn.execute("CREATE TABLE sent_line_new (x INTEGER)")   # makes 0014 fail half way
+    with pytest.raises(sqlite3.OperationalError):
+        db.migrate(MIGRATIONS[:14])
+    assert db.user_version == 13
+    assert db.query("SELECT name FROM sqlite_master WHERE name = 'sent_person'") == []
+    assert db.query("SELECT type FROM sqlite_master WHERE name = 'sent_log'") == [("view",)]
+    assert "participant_id" in {r[1] for r in db.query("PRAGMA table_info(sent_line)")}
