@@ -349,12 +349,18 @@ class Ledger:
 
     @staticmethod
     def _holding(conn: Connection, people: Collection[str]) -> dict[str, set[tuple[str, str]]]:
-        """The (reason, recipient) of what each of ``people`` has held back."""
+        """The (reason, recipient) of what each of ``people`` has held back.
+
+        One probe of each person's sync items. Left to itself, the planner took the status
+        index (two columns equal beat one) and read every held-back item once per person:
+        a push of 51,028 records spent 0.22 s here, 75 times what the probes take.
+        """
         found: dict[str, set[tuple[str, str]]] = {}
         if people:
             for person, reason, recipient in conn.execute(
                     "SELECT DISTINCT s.participant_id, s.reason, s.recipient FROM json_each(?) AS j"
-                    " CROSS JOIN sync_item AS s ON s.participant_id = j.value WHERE s.status = 'held_back'",
+                    " CROSS JOIN sync_item AS s INDEXED BY sync_item_by_participant"
+                    " ON s.participant_id = j.value WHERE s.status = 'held_back'",
                     (json_values(sorted(people)),)).fetchall():
                 found.setdefault(person, set()).add((reason, recipient))
         return found
@@ -367,7 +373,8 @@ class Ledger:
         already projected (``seq < projected_before``): its items are decided already.
         """
         codes = sorted(str(getattr(r, "value", r)) for r in reasons)
-        sql = ("SELECT DISTINCT record_type, record_id FROM sync_item WHERE participant_id = ?"
+        sql = ("SELECT DISTINCT record_type, record_id FROM sync_item INDEXED BY sync_item_by_participant"
+               " WHERE participant_id = ?"   # (see _holding)
                f" AND status = 'held_back' AND reason IN ({','.join('?' for _ in codes)})")
         params: list[Any] = [participant_id, *codes]
         if recipient is not None:
@@ -567,8 +574,9 @@ class Ledger:
         """Items held back now, counted by reason."""
         sql = "SELECT reason, count(*) FROM sync_item WHERE status = 'held_back'"
         params: tuple[Any, ...] = ()
-        if participant_id is not None:
-            sql += " AND participant_id = ?"
+        if participant_id is not None:   # one person's items, not every held item (see _holding)
+            sql = ("SELECT reason, count(*) FROM sync_item INDEXED BY sync_item_by_participant"
+                   " WHERE participant_id = ? AND status = 'held_back'")
             params = (participant_id,)
         return Counter({r[0]: int(r[1]) for r in self.db.query(sql + " GROUP BY reason", params)})
 

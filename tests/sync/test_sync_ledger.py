@@ -308,6 +308,32 @@ def test_records_held_back_for_a_restriction_are_queued_again_once_it_is_lifted(
     assert ledger.held_back(person.id)[HoldReason.RESTRICTED.value] == 0
 
 
+def test_held_back_items_are_read_person_by_person_never_all_of_them(store: Store) -> None:
+    """What a lifted hold reads (who holds what back, which records to queue again) and a
+    participant's held-back count each probe that participant's sync items. The planner,
+    left to itself, took the index by status and read every held-back item in the store
+    (once per participant in the lookup): a fifth of a second in a push of 50,000."""
+    cases = caseload(8, seed=52, keyworker_id=store.actor)
+    save_caseload(store, cases)
+    person = store.participants.find(cases[0].participant.id)
+    assert person is not None
+    store.save(person.replace(restricted=True))
+    ledger = Ledger(store)
+    _push_everything(store, ledger)
+    restricted = store.participants.find(person.id)
+    assert restricted is not None
+    store.save(restricted.replace(restricted=False))
+    plans = Projector(store).plan_many(store.outbox_pending(limit=100_000))
+    _, statements = _traced(store, lambda: ledger.prepare(plans))
+    _, counted = _traced(store, lambda: ledger.held_back(person.id))
+    reads = [s for s in statements + counted if s.startswith("SELECT") and "status = 'held_back'" in s]
+    assert len(reads) == 3   # who holds what, which records to queue again, the count
+    for sql in reads:
+        explained = " ".join(str(r) for r in store.db.query("EXPLAIN QUERY PLAN " + sql))
+        assert "sync_item_by_participant (participant_id=?" in explained, sql
+        assert "sync_item_by_status" not in explained, sql
+
+
 def test_a_lifted_hold_looks_for_held_records_only_for_people_who_may_have_some(store: Store) -> None:
     """A participant or consent row can lift a hold; only participants with sync items
     (or held back in the same call) can have records to queue again, so nobody else's
