@@ -423,7 +423,7 @@ class Ledger:
         now = _now()
         open_refusals = self._open_refusals(conn, answered)
         refused_rows: list[tuple[Any, ...]] = []
-        sent_rows: list[tuple[Any, ...]] = []
+        sent_rows: list[list[Any]] = []
         closing: list[tuple[tuple[str, int], bool]] = []
         bases = self._bases
         for item, status, code, reason in answered:
@@ -465,7 +465,7 @@ class Ledger:
             conn.executemany(_SENT_LINE_SQL, sent_rows)
         self._close(conn, closing)
 
-    def _numbers(self, conn: Connection, sent_rows: Sequence[Sequence[Any]]) -> dict[str, int]:
+    def _numbers(self, conn: Connection, sent_rows: Sequence[list[Any]]) -> dict[str, int]:
         """The sent_person number of each line's participant (numbering those who have
         none yet, in the order of their first line here), kept for the rest of the run."""
         people = self._people
