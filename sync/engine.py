@@ -59,7 +59,7 @@ from .projection import PlannedItem, Projector, SourcePlan
 from .transport import ControllerClient, PayloadTooLarge
 from .wire import (
     InstructionKind, ItemAnswer, ItemStatus, PulledReferral, parse_ack, parse_health_limits, parse_instructions,
-    parse_push_response, parse_referral_page,
+    parse_push_body, parse_referral_page,
 )
 
 
@@ -635,14 +635,14 @@ class SyncEngine:
         """Post one batch, split in two while the controller finds it too large."""
         batch_id = self._new_id()
         try:
-            data = self.client.post_json("/v1/push", self.batch_body(batch_id, encoded), gzip_body=True)
+            answer = self.client.post_json("/v1/push", self.batch_body(batch_id, encoded), gzip_body=True, raw=True)
         except PayloadTooLarge:
             if len(items) == 1:
                 return [(items, None)]
             half = len(items) // 2
             self._max_items = max(1, half)
             return self._post(items[:half], encoded[:half]) + self._post(items[half:], encoded[half:])
-        return [(items, parse_push_response(data, batch_id, [i.key for i in items]))]
+        return [(items, parse_push_body(answer, batch_id, [i.key for i in items]))]
 
     # -- PULLING_REFERRALS ------------------------------------------------------------
 

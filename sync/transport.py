@@ -32,7 +32,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import orjson
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -41,6 +40,7 @@ from .errors import (
     DeviceRevoked, InsecureControllerUrl, MalformedResponse, Offline, RequestRefused,
 )
 from .retry import RETRY_AFTER_STATUSES, RetryPolicy
+from .wire import decode_json
 
 DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
@@ -257,12 +257,14 @@ class ControllerClient:
     def get_json(self, path: str, params: Mapping[str, str] | None = None, *, auth: bool = True) -> Any:
         return self.request_json("GET", path, params=params, auth=auth)
 
-    def post_json(self, path: str, payload: bytes, *, gzip_body: bool = False, auth: bool = True) -> Any:
-        """POST ``payload`` (JSON bytes, already gzip-compressed when ``gzip_body``)."""
+    def post_json(self, path: str, payload: bytes, *, gzip_body: bool = False, auth: bool = True,
+                  raw: bool = False) -> Any:
+        """POST ``payload`` (JSON bytes, already gzip-compressed when ``gzip_body``); the
+        answer's JSON, or with ``raw`` its bytes as they came (for the caller to read)."""
         headers = {"Content-Type": "application/json"}
         if gzip_body:
             headers["Content-Encoding"] = "gzip"
-        return self.request_json("POST", path, content=payload, headers=headers, auth=auth)
+        return self.request_json("POST", path, content=payload, headers=headers, auth=auth, raw=raw)
 
     def _exchange(
         self, method: str, path: str, content: bytes | None, headers: dict[str, str],
@@ -287,7 +289,7 @@ class ControllerClient:
     def request_json(
         self, method: str, path: str, *, content: bytes | None = None,
         headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
-        auth: bool = True,
+        auth: bool = True, raw: bool = False,
     ) -> Any:
         sent_headers = dict(headers or {})
         sent_headers["Accept"] = "application/json"
@@ -314,7 +316,7 @@ class ControllerClient:
                 self.retry.sleep(0.0 if delay is None else delay)
                 continue
             if 200 <= status < 300:
-                return _decode_json(body)
+                return body if raw else decode_json(body)
             if status in self.retry.statuses:
                 retry_after = response_headers.get("retry-after") if status in RETRY_AFTER_STATUSES else None
                 delay = self.retry.delay_before(attempt, retry_after) if self.retry.should_retry(attempt) else None
@@ -332,19 +334,6 @@ class ControllerClient:
             if status == 413:
                 raise PayloadTooLarge(message=error.message)
             raise RequestRefused(status, error.code, error.message)
-
-
-def _decode_json(body: bytes) -> Any:
-    """An answer's JSON: orjson first (several times faster on a push answer); what it
-    refuses is read by the standard parser, so the same answers are accepted as before."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedResponse("an answer that is not valid JSON") from None
 
 
 def _auth_message(error: ErrorBody) -> str:

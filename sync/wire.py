@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import re
 import types
 import typing
@@ -20,6 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, NamedTuple
+
+import msgspec
+import orjson
 
 from keyworker_app.records import Participant, Record, Referral
 
@@ -112,6 +116,63 @@ def _ident(data: Mapping[str, Any], key: str, what: str) -> str:
 
 
 # -- push ---------------------------------------------------------------------------------
+
+def decode_json(body: bytes) -> Any:
+    """An answer's JSON: orjson first (several times faster on a push answer); what it
+    refuses is read by the standard parser, so the same answers are accepted as before."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedResponse("an answer that is not valid JSON") from None
+
+
+class _PushResult(msgspec.Struct, gc=False):
+    """One push result in the shape a sound answer has (``PushResponse``'s results)."""
+
+    index: int
+    idempotency_key: str
+    status: ItemStatus
+    code: str | None = None
+    reason: str | None = None
+
+
+class _PushAnswer(msgspec.Struct, gc=False):
+    batch_id: str
+    results: list[_PushResult]
+
+
+_PUSH_ANSWER = msgspec.json.Decoder(_PushAnswer)
+
+
+def parse_push_body(body: bytes, batch_id: str, keys: Sequence[str]) -> tuple[ItemAnswer, ...]:
+    """:func:`parse_push_response` for an answer's bytes as they came.
+
+    A sound answer is read straight into typed results (one pass, in msgspec) and each
+    checked against the key it answers, which takes half the time of reading the JSON
+    and checking it value by value. Anything that does not fit exactly goes the long way,
+    through :func:`decode_json` and :func:`parse_push_response`, which accept and refuse
+    the same answers as before and say what is wrong.
+    """
+    try:
+        answer = _PUSH_ANSWER.decode(body)
+    except msgspec.DecodeError:   # (ValidationError is one)
+        return parse_push_response(decode_json(body), batch_id, keys)
+    results = answer.results
+    if answer.batch_id != batch_id or len(results) != len(keys):
+        return parse_push_response(decode_json(body), batch_id, keys)
+    answers: list[ItemAnswer] = []
+    for index, (result, key) in enumerate(zip(results, keys)):
+        code, reason = result.code, result.reason
+        if (result.index != index or result.idempotency_key != key
+                or (code is not None and len(code) > 100) or (reason is not None and len(reason) > 1000)):
+            return parse_push_response(decode_json(body), batch_id, keys)
+        answers.append(ItemAnswer(key, result.status, code or "", reason or ""))
+    return tuple(answers)
+
 
 def parse_push_response(data: Any, batch_id: str, keys: Sequence[str]) -> tuple[ItemAnswer, ...]:
     """One answer per sent item, in order, each naming the key it answers."""

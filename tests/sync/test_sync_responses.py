@@ -128,6 +128,72 @@ def test_a_malformed_push_answer_is_a_typed_error_and_nothing_is_applied(
     assert loaded.outbox_count("pending") == 0
 
 
+_KEYS = ["rec-1:1:employer", "rec-1:1:referrer_updates", "rec-2:3:employer"]
+
+
+def _sound_answer() -> dict[str, Any]:
+    return {"batch_id": "b-1", "counts": {}, "results": [
+        {"index": i, "idempotency_key": key, "status": "accepted", "code": None, "reason": None}
+        for i, key in enumerate(_KEYS)]}
+
+
+def _results(change: Callable[[int, dict[str, Any]], dict[str, Any]]) -> Mutator:
+    return lambda b: {**b, "results": [change(i, r) for i, r in enumerate(b["results"])]}
+
+
+# Answers the quick reading of a push answer (typed, in one pass) must read exactly as the
+# value-by-value one does: the same answers, or the same refusal.
+PUSH_ANSWER_BODIES: dict[str, Callable[[], bytes]] = {
+    **{f"broken: {name}": (lambda m=mutate: json.dumps(m(_sound_answer())).encode())
+       for name, mutate in BROKEN_PUSH_ANSWERS.items()},
+    "sound": lambda: json.dumps(_sound_answer()).encode(),
+    "no code or reason at all": lambda: json.dumps(_results(
+        lambda i, r: {k: v for k, v in r.items() if k not in ("code", "reason")})(_sound_answer())).encode(),
+    "refused and duplicate, with reasons": lambda: json.dumps(_results(lambda i, r: {
+        **r, "status": ["rejected", "duplicate", "conflict"][i], "code": f"code-{i}",
+        "reason": f"field 'x{i}' is not in the profile"})(_sound_answer())).encode(),
+    "index as a whole float": lambda: json.dumps(_results(lambda i, r: {**r, "index": float(i)})(
+        _sound_answer())).encode(),
+    "index as true": lambda: json.dumps(_results(lambda i, r: {**r, "index": i == 1})(_sound_answer())).encode(),
+    "a code too long": lambda: json.dumps(_results(lambda i, r: {**r, "code": "c" * 101})(_sound_answer())).encode(),
+    "a reason too long": lambda: json.dumps(_results(lambda i, r: {**r, "reason": "r" * 1001})(
+        _sound_answer())).encode(),
+    "reason longest allowed": lambda: json.dumps(_results(lambda i, r: {**r, "reason": "r" * 1000})(
+        _sound_answer())).encode(),
+    "an index out of order": lambda: json.dumps(_results(lambda i, r: {**r, "index": 2 - i})(
+        _sound_answer())).encode(),
+    "extra keys": lambda: json.dumps(_results(lambda i, r: {**r, "extra": [1, 2]})(
+        {**_sound_answer(), "more": True})).encode(),
+    "a lone surrogate in a reason": lambda: json.dumps(_results(lambda i, r: {**r, "reason": "\ud800"})(
+        _sound_answer())).encode(),
+    "batch id missing": lambda: json.dumps({k: v for k, v in _sound_answer().items() if k != "batch_id"}).encode(),
+    "status null": lambda: json.dumps(_results(lambda i, r: {**r, "status": None})(_sound_answer())).encode(),
+    "not json": lambda: b"not json",
+    "truncated": lambda: json.dumps(_sound_answer()).encode()[:-5],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUSH_ANSWER_BODIES))
+def test_a_push_answer_read_quickly_reads_as_it_does_value_by_value(name: str) -> None:
+    from sync.wire import decode_json, parse_push_body, parse_push_response
+
+    body = PUSH_ANSWER_BODIES[name]()
+
+    def outcome(read: Callable[[], Any]) -> Any:
+        try:
+            return read()
+        except MalformedResponse as exc:
+            return ("refused", str(exc))
+
+    quick = outcome(lambda: parse_push_body(body, "b-1", _KEYS))
+    assert quick == outcome(lambda: parse_push_response(decode_json(body), "b-1", _KEYS))
+    if name in ("sound", "no code or reason at all", "refused and duplicate, with reasons",
+                "index as a whole float", "reason longest allowed", "extra keys", "a lone surrogate in a reason"):
+        assert [a.idempotency_key for a in quick] == _KEYS
+    else:
+        assert quick[0] == "refused"
+
+
 @pytest.mark.parametrize("raw", [b'{"batch_id": "x", "resul', b"", b"not json", b"\xff\xfe{}"])
 def test_a_truncated_or_non_json_answer_is_a_typed_error(loaded: Store, fake: FakeController, raw: bytes) -> None:
     pending = loaded.outbox_count("pending")
