@@ -114,8 +114,8 @@ _SENT_LINE_13 = ("INSERT INTO sent_line (participant_id, recipient, record_id, v
 def test_0014_numbers_people_in_the_order_of_their_first_line_and_keeps_every_line(tmp_path: Path) -> None:
     """0014 gives each participant in the sent log a number, in the order of their first
     line, and keys the lines by it: sent_log reads exactly as before, line for line and seq
-    for seq, the sequence carries on past a deleted last line, and a participant's lines
-    are still one index search away."""
+    for seq, a new line goes after every line kept (with no sqlite_sequence row to keep up
+    at each insert), and a participant's lines are still one index search away."""
     db = _at(tmp_path, 13)
     with db.transaction() as conn:
         conn.execute("INSERT INTO sent_basis (recipient, record_type, op, programme, strand, fields, article_6,"
@@ -150,7 +150,8 @@ def test_0014_numbers_people_in_the_order_of_their_first_line_and_keeps_every_li
         with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):   # one number per participant
             conn.execute("INSERT INTO sent_person (participant_id) VALUES ('p-1')")
     assert db.query("SELECT seq, participant_id, idempotency_key FROM sent_log WHERE record_id = 'rec-6'") == [
-        (6, "p-3", "rec-6:1:employer")]
+        (5, "p-3", "rec-6:1:employer")]   # one past the highest kept
+    assert db.query("SELECT name FROM sqlite_sequence WHERE name LIKE 'sent_line%'") == []
     explained = " ".join(str(r) for r in db.query(
         "EXPLAIN QUERY PLAN SELECT op FROM sent_log WHERE participant_id = 'p-1' AND recipient = 'employer'"))
     assert "sqlite_autoindex_sent_person_1" in explained and "sent_line_item (person=? AND recipient=?)" in explained
