@@ -106,6 +106,11 @@ class PlannedItem(NamedTuple):
         }
 
 
+#: A PlannedItem from a tuple of all its fields, in order: what PlannedItem(...) does,
+#: without the Python-level __new__ a named tuple's constructor runs (one per item).
+_new_item = tuple.__new__
+
+
 class HeldItem(NamedTuple):
     """One record version not sent to one recipient, and why."""
 
@@ -597,11 +602,11 @@ class Projector:
             fields: dict[str, Any] = {"id": record_id, "version": version, "record_type": record_type,
                                       "participant_id": participant.id}
             fill(fields, plan)
-            items.append(PlannedItem(   # fields: a dict made here and never changed
+            items.append(_new_item(PlannedItem, (   # fields: a dict made here and never changed
                 key, record_type, record_id, version, participant.id, profile.id,
                 participant.programme, participant.strand, "upsert", fields,
-                plan.field_names, profile.article_6, plan.article_9, row.seq,
-            ))
+                plan.field_names, profile.article_6, plan.article_9, row.seq, None, "",
+            )))
         return items, held
 
     def plan(self, row: OutboxItem) -> SourcePlan:

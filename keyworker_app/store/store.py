@@ -264,7 +264,7 @@ class Store:
         rows = self.db.query(
             "SELECT seq, record_type, record_id, version, participant_id, op, created_at FROM outbox"
             " WHERE state = 'pending' AND seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
-        return [OutboxItem(*r) for r in rows]
+        return list(map(OutboxItem._make, rows))   # (no Python-level __new__ per row)
 
     def outbox_count(self, state: str = "pending") -> int:
         if state == "pending":
