@@ -106,8 +106,9 @@ class PlannedItem(NamedTuple):
         }
 
 
-#: A PlannedItem from a tuple of all its fields, in order: what PlannedItem(...) does,
-#: without the Python-level __new__ a named tuple's constructor runs (one per item).
+#: A named tuple (a PlannedItem, a SourcePlan) from a tuple of all its fields, in order:
+#: what PlannedItem(...) does, without the Python-level __new__ a named tuple's
+#: constructor runs (one per item, one per outbox row).
 _new_item = tuple.__new__
 
 
@@ -568,7 +569,7 @@ class Projector:
                 fields[name] = convert(stored[column])
         items, held = self._decide(row, kind, participant, record_id, version, plans, fill,
                                    confidential, form_id)
-        return SourcePlan(row.seq, None, tuple(items), tuple(held))
+        return _new_item(SourcePlan, (row.seq, None, tuple(items), tuple(held), ()))
 
     def _decide(
         self, row: OutboxItem, kind: type[Record], participant: Participant, record_id: str, version: int,

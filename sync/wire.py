@@ -147,6 +147,10 @@ class _PushAnswer(msgspec.Struct, gc=False):
 
 _PUSH_ANSWER = msgspec.json.Decoder(_PushAnswer)
 
+#: An ItemAnswer from a tuple of its fields (tuple.__new__: without the named tuple's
+#: Python-level __new__, one per item).
+_new_answer = tuple.__new__
+
 
 def parse_push_body(body: bytes, batch_id: str, keys: Sequence[str]) -> tuple[ItemAnswer, ...]:
     """:func:`parse_push_response` for an answer's bytes as they came.
@@ -170,7 +174,7 @@ def parse_push_body(body: bytes, batch_id: str, keys: Sequence[str]) -> tuple[It
         if (result.index != index or result.idempotency_key != key
                 or (code is not None and len(code) > 100) or (reason is not None and len(reason) > 1000)):
             return parse_push_response(decode_json(body), batch_id, keys)
-        answers.append(ItemAnswer(key, result.status, code or "", reason or ""))
+        answers.append(_new_answer(ItemAnswer, (key, result.status, code or "", reason or "")))
     return tuple(answers)
 
 
