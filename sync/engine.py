@@ -42,6 +42,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -214,6 +215,10 @@ ProgressCallback = Callable[[Stage, int, int], None]
 #: Each answer's status as this run's outcome (a dict lookup: an enum call per item adds up).
 _OUTCOME = {status: Outcome(status.value) for status in ItemStatus}
 _status = operator.attrgetter("status")   # (counted with map: no Python-level call per answer)
+_key = operator.attrgetter("key")
+_participant = operator.attrgetter("participant_id")
+_participant_and_recipient = operator.attrgetter("participant_id", "recipient")
+_record_and_recipient = operator.attrgetter("record_id", "recipient")
 
 
 @dataclass(frozen=True)
@@ -575,9 +580,9 @@ class SyncEngine:
             self._reap()
         self._written(wait=False)
         # Answered but not written down yet counts as answered, as in flight does.
-        in_flight = [key for flight in self._in_flight for key in flight.keys]
+        in_flight = list(chain.from_iterable(flight.keys for flight in self._in_flight))
         in_flight.extend(self._answered_keys)
-        in_flight.extend(key for writing in self._writing for key in writing.keys)
+        in_flight.extend(chain.from_iterable(writing.keys for writing in self._writing))
         with self._store_needed():
             items = self.ledger.prepare(plans, in_flight=in_flight, projected_before=projected_before)
         batch: list[PlannedItem] = []
@@ -604,14 +609,15 @@ class SyncEngine:
         while self._in_flight and (len(self._in_flight) >= _MAX_IN_FLIGHT or
                                    sum(f.size for f in self._in_flight) + size > _MAX_IN_FLIGHT_BYTES):
             self._reap()
-        targets: set[tuple[str, str] | str] = {(i.participant_id, i.recipient) for i in items}
-        targets.update({i.participant_id for i in items})
-        records = frozenset((i.record_id, i.recipient) for i in items)
+        # (map with attrgetter: no Python-level step per item)
+        targets: set[tuple[str, str] | str] = set(map(_participant_and_recipient, items))
+        targets.update(map(_participant, items))
+        records = frozenset(map(_record_and_recipient, items))
         after = [f.future for f in self._in_flight if not f.future.done() and not f.records.isdisjoint(records)]
         self._flying.update(targets)
         self._in_flight.append(_InFlight(
             self._sender.submit(self._deliver, items, encoded, after),
-            frozenset(i.key for i in items), frozenset(targets), records, size))
+            frozenset(map(_key, items)), frozenset(targets), records, size))
 
     def _deliver(self, items: list[PlannedItem], encoded: list[bytes],
                  after: Sequence[Future[list[_Answered]]]) -> list[_Answered]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -116,6 +117,9 @@ _BASIS_ID_SQL = (
 #: Each answer's status as stored (a dict lookup: an enum's ``value`` per item adds up).
 _STATUS_TEXT = {status: status.value for status in ItemStatus}
 _DELIVERED = frozenset({ItemStatus.ACCEPTED.value, ItemStatus.DUPLICATE.value})
+_status = operator.attrgetter("status")
+_code = operator.attrgetter("code")
+_reason = operator.attrgetter("reason")
 
 #: Answers after which an item is never sent again.
 _FINAL = frozenset({"accepted", "duplicate", "rejected", "conflict"})
@@ -403,8 +407,10 @@ class Ledger:
         if len(items) != len(answers):
             raise ValueError("one answer per item is needed")
         with self.db.transaction() as conn:
-            self._apply_many(conn, [(item, _STATUS_TEXT[answer.status], answer.code, answer.reason)
-                                    for item, answer in zip(items, answers, strict=True)])
+            # (item, status text, code, reason) for each, zipped in C: no Python-level step
+            # per answer.
+            self._apply_many(conn, list(zip(items, map(_STATUS_TEXT.__getitem__, map(_status, answers)),
+                                            map(_code, answers), map(_reason, answers))))
 
     def set_aside(self, items: Sequence[PlannedItem], code: str, reason: str) -> None:
         """Quarantine items without sending them (e.g. one item larger than any batch)."""
