@@ -285,7 +285,8 @@ class Ledger:
                     if item.version > 1:   # a first version has nothing older to supersede
                         decided.append((item.participant_id, item.recipient, item.record_id, item.version))
                     waiting += 1
-                requeues = [r for r in plan.requeue if _may_requeue(holding.get(r.participant_id), r)]
+                requeues = [r for r in plan.requeue if _may_requeue(holding.get(r.participant_id), r)
+                            ] if plan.requeue else ()
                 if requeues:
                     flush()   # the requeue reads the held-back items just written
                     for requeue in requeues:

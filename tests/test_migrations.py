@@ -459,3 +459,45 @@ def test_0013_the_outbox_index_keeps_only_pending_rows_and_a_sync_reads_through_
         conn.execute("UPDATE outbox SET state = 'done' WHERE seq = ?", (pending[0].seq,))
     assert indexed("outbox_pending") == 2 and store.outbox_pending(limit=100) == pending[1:]
     assert db.integrity_problems() == []
+
+
+def test_0015_a_row_leaving_pending_counts_down_with_an_update_only(tmp_path: Path) -> None:
+    """0015 splits the outbox's state trigger: leaving 'pending' is a plain update of the
+    participant's count (no insert attempt first), coming back still upserts. Counts carry
+    over and follow the outbox as before; and leaving never makes an activity row, which
+    only the upsert could."""
+    from keyworker_app.records import Participant
+    from keyworker_app.store.store import Store
+
+    db = plain_db(tmp_path)
+    db.migrate(MIGRATIONS[:14])
+    store = Store(db, "KW-1")
+    a = store.save(Participant(given_name="A", family_name="One"))
+    a = store.save(a.replace(phone="07700 900001"))
+    b = store.save(Participant(given_name="B", family_name="Two"))
+
+    def counts() -> dict[str, int]:
+        return dict(db.query("SELECT participant_id, pending FROM participant_activity"))
+
+    assert counts() == {a.id: 2, b.id: 1}
+    assert db.migrate(MIGRATIONS[:15]) == [15]
+    assert counts() == {a.id: 2, b.id: 1}
+    triggers = dict(db.query("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'outbox'"))
+    assert "outbox_pending_update" not in triggers
+    assert "INSERT" not in triggers["outbox_pending_leave"].upper()
+    with db.transaction() as conn:
+        conn.execute("UPDATE outbox SET state = 'done' WHERE participant_id = ?", (a.id,))
+        conn.execute("UPDATE outbox SET state = 'quarantined' WHERE participant_id = ?", (b.id,))
+    assert counts() == {a.id: 0, b.id: 0}
+    with db.transaction() as conn:
+        conn.execute("UPDATE outbox SET state = 'pending' WHERE participant_id = ? AND version = 2", (a.id,))
+        conn.execute("UPDATE outbox SET state = 'done' WHERE participant_id = ?", (b.id,))   # not pending before
+    assert counts() == {a.id: 1, b.id: 0}
+    with db.transaction() as conn:   # a participant's activity row gone (not something the app does)
+        conn.execute("DELETE FROM participant_activity WHERE participant_id = ?", (a.id,))
+        conn.execute("UPDATE outbox SET state = 'done' WHERE participant_id = ?", (a.id,))
+    assert counts() == {b.id: 0}
+    with db.transaction() as conn:
+        conn.execute("UPDATE outbox SET state = 'pending' WHERE participant_id = ? AND version = 1", (a.id,))
+    assert counts() == {a.id: 1, b.id: 0}
+    assert store.outbox_count() == 1 and db.integrity_problems() == []
