@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,17 +98,23 @@ def test_split_sql_keeps_trigger_bodies_whole() -> None:
     assert len(statements) == 2 and statements[1].rstrip().endswith("END;")
 
 
+def _two_saved_and_one_saved(store: Any) -> tuple[Any, Any]:
+    """Participant A saved twice (two outbox rows) and B once."""
+    from keyworker_app.records import Participant
+
+    a = store.save(Participant(given_name="A", family_name="One"))
+    a = store.save(a.replace(phone="07700 900001"))
+    return a, store.save(Participant(given_name="B", family_name="Two"))
+
+
 def test_pending_counts_follow_the_outbox(tmp_path: Path) -> None:
     """0005's triggers keep participant_pending equal to a count of the outbox, whatever happens."""
-    from keyworker_app.records import Participant
     from keyworker_app.store.store import Store
 
     db = plain_db(tmp_path)
     db.migrate()
     store = Store(db, "KW-1")
-    a = store.save(Participant(given_name="A", family_name="One"))
-    a = store.save(a.replace(phone="07700 900001"))
-    b = store.save(Participant(given_name="B", family_name="Two"))
+    a, b = _two_saved_and_one_saved(store)
 
     def counts() -> dict[str, int]:
         return dict(db.query("SELECT participant_id, pending FROM participant_pending"))
@@ -466,15 +473,12 @@ def test_0015_a_row_leaving_pending_counts_down_with_an_update_only(tmp_path: Pa
     participant's count (no insert attempt first), coming back still upserts. Counts carry
     over and follow the outbox as before; and leaving never makes an activity row, which
     only the upsert could."""
-    from keyworker_app.records import Participant
     from keyworker_app.store.store import Store
 
     db = plain_db(tmp_path)
     db.migrate(MIGRATIONS[:14])
     store = Store(db, "KW-1")
-    a = store.save(Participant(given_name="A", family_name="One"))
-    a = store.save(a.replace(phone="07700 900001"))
-    b = store.save(Participant(given_name="B", family_name="Two"))
+    a, b = _two_saved_and_one_saved(store)
 
     def counts() -> dict[str, int]:
         return dict(db.query("SELECT participant_id, pending FROM participant_activity"))
