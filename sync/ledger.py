@@ -88,8 +88,9 @@ _REFUSED_SQL = (
     " attempts = sync_item.attempts + 1, updated_at = excluded.updated_at"
 )
 
-#: A delivered item's sent-log line (migration 0011): what differs from line to line, and
-#: its basis (what is the same for every item of one kind to one recipient).
+#: A delivered item's sent-log line (migrations 0011, 0014): what differs from line to line,
+#: its basis (what is the same for every item of one kind to one recipient) and its
+#: participant's number.
 _SENT_LINE_SQL = (
     "INSERT INTO sent_line (person, recipient, record_id, version, basis, one_off_reason,"
     " sent_at, controller_status) VALUES (?,?,?,?,?,?,?,?)"
@@ -285,8 +286,8 @@ class Ledger:
                     if item.version > 1:   # a first version has nothing older to supersede
                         decided.append((item.participant_id, item.recipient, item.record_id, item.version))
                     waiting += 1
-                requeues = [r for r in plan.requeue if _may_requeue(holding.get(r.participant_id), r)
-                            ] if plan.requeue else ()
+                requeues = ([r for r in plan.requeue if _may_requeue(holding.get(r.participant_id), r)]
+                            if plan.requeue else ())
                 if requeues:
                     flush()   # the requeue reads the held-back items just written
                     for requeue in requeues:
@@ -440,6 +441,7 @@ class Ledger:
                 basis_id = bases.get(basis)
                 if basis_id is None:
                     basis_id = self._basis(conn, basis)
+                # (the participant's id, replaced by their sent_person number below)
                 sent_rows.append([item.participant_id, item.recipient, item.record_id, item.version,
                                   basis_id, item.one_off_reason, now, status])
                 if open_refusals:
