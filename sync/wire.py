@@ -130,6 +130,11 @@ def decode_json(body: bytes) -> Any:
         raise MalformedResponse("an answer that is not valid JSON") from None
 
 
+#: The longest code and reason a push result may carry (characters).
+_CODE_LIMIT = 100
+_REASON_LIMIT = 1000
+
+
 class _PushResult(msgspec.Struct, gc=False):
     """One push result in the shape a sound answer has (``PushResponse``'s results)."""
 
@@ -172,7 +177,8 @@ def parse_push_body(body: bytes, batch_id: str, keys: Sequence[str]) -> tuple[It
     for index, (result, key) in enumerate(zip(results, keys)):
         code, reason = result.code, result.reason
         if (result.index != index or result.idempotency_key != key
-                or (code is not None and len(code) > 100) or (reason is not None and len(reason) > 1000)):
+                or (code is not None and len(code) > _CODE_LIMIT)
+                or (reason is not None and len(reason) > _REASON_LIMIT)):
             return parse_push_response(decode_json(body), batch_id, keys)
         answers.append(_new_answer(ItemAnswer, (key, result.status, code or "", reason or "")))
     return tuple(answers)
@@ -204,8 +210,8 @@ def parse_push_response(data: Any, batch_id: str, keys: Sequence[str]) -> tuple[
             continue
         what = f"push result {index}"
         answers.append(ItemAnswer(
-            key, status, _text(raw, "code", what, optional=True, limit=100),
-            _text(raw, "reason", what, optional=True, limit=1000),
+            key, status, _text(raw, "code", what, optional=True, limit=_CODE_LIMIT),
+            _text(raw, "reason", what, optional=True, limit=_REASON_LIMIT),
         ))
     return tuple(answers)
 

@@ -130,7 +130,7 @@ def test_0014_numbers_people_in_the_order_of_their_first_line_and_keeps_every_li
                      ("p-3", "employer", "rec-4", 1, 1, "accepted"),
                      ("p-1", "employer", "rec-5", 1, 1, "accepted")]:
             conn.execute(_SENT_LINE_13, line)
-        conn.execute("DELETE FROM sent_line WHERE record_id = 'rec-5'")   # the sequence is past it
+        conn.execute("DELETE FROM sent_line WHERE record_id = 'rec-5'")   # the last line gone
     before = db.query("SELECT * FROM sent_log ORDER BY seq")
     assert len(before) == 4
     assert db.migrate(MIGRATIONS[:14]) == [14]
@@ -138,15 +138,14 @@ def test_0014_numbers_people_in_the_order_of_their_first_line_and_keeps_every_li
     assert db.query("SELECT no, participant_id FROM sent_person ORDER BY no") == [(1, "p-2"), (2, "p-1"), (3, "p-3")]
     assert db.query("SELECT person FROM sent_line ORDER BY seq") == [(1,), (2,), (1,), (3,)]
     assert db.integrity_problems() == []
+    employer_line = ("INSERT INTO sent_line (person, recipient, record_id, version, basis, sent_at,"
+                     " controller_status) VALUES (?, 'employer', ?, 1, 1, 'now', 'accepted')")
     with db.transaction() as conn:
-        conn.execute("INSERT INTO sent_line (person, recipient, record_id, version, basis, sent_at,"
-                     " controller_status) VALUES (3, 'employer', 'rec-6', 1, 1, 'now', 'accepted')")
+        conn.execute(employer_line, (3, "rec-6"))
         with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):   # one line per item key
-            conn.execute("INSERT INTO sent_line (person, recipient, record_id, version, basis, sent_at,"
-                         " controller_status) VALUES (1, 'employer', 'rec-1', 1, 1, 'now', 'accepted')")
+            conn.execute(employer_line, (1, "rec-1"))
         with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):   # a line keeps its participant
-            conn.execute("INSERT INTO sent_line (person, recipient, record_id, version, basis, sent_at,"
-                         " controller_status) VALUES (99, 'employer', 'rec-7', 1, 1, 'now', 'accepted')")
+            conn.execute(employer_line, (99, "rec-7"))
         with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):   # one number per participant
             conn.execute("INSERT INTO sent_person (participant_id) VALUES ('p-1')")
     assert db.query("SELECT seq, participant_id, idempotency_key FROM sent_log WHERE record_id = 'rec-6'") == [

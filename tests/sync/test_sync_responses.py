@@ -142,32 +142,29 @@ def _results(change: Callable[[int, dict[str, Any]], dict[str, Any]]) -> Mutator
 
 
 # Answers the quick reading of a push answer (typed, in one pass) must read exactly as the
-# value-by-value one does: the same answers, or the same refusal.
-PUSH_ANSWER_BODIES: dict[str, Callable[[], bytes]] = {
-    **{f"broken: {name}": (lambda m=mutate: json.dumps(m(_sound_answer())).encode())
-       for name, mutate in BROKEN_PUSH_ANSWERS.items()},
-    "sound": lambda: json.dumps(_sound_answer()).encode(),
-    "no code or reason at all": lambda: json.dumps(_results(
-        lambda i, r: {k: v for k, v in r.items() if k not in ("code", "reason")})(_sound_answer())).encode(),
-    "refused and duplicate, with reasons": lambda: json.dumps(_results(lambda i, r: {
+# value-by-value one does: the same answers, or the same refusal. Each is a change to a
+# sound answer, or bytes as they come.
+PUSH_ANSWER_CHANGES: dict[str, Mutator] = {
+    **{f"broken: {name}": mutate for name, mutate in BROKEN_PUSH_ANSWERS.items()},
+    "sound": lambda b: b,
+    "no code or reason at all": _results(lambda i, r: {k: v for k, v in r.items() if k not in ("code", "reason")}),
+    "refused and duplicate, with reasons": _results(lambda i, r: {
         **r, "status": ["rejected", "duplicate", "conflict"][i], "code": f"code-{i}",
-        "reason": f"field 'x{i}' is not in the profile"})(_sound_answer())).encode(),
-    "index as a whole float": lambda: json.dumps(_results(lambda i, r: {**r, "index": float(i)})(
-        _sound_answer())).encode(),
-    "index as true": lambda: json.dumps(_results(lambda i, r: {**r, "index": i == 1})(_sound_answer())).encode(),
-    "a code too long": lambda: json.dumps(_results(lambda i, r: {**r, "code": "c" * 101})(_sound_answer())).encode(),
-    "a reason too long": lambda: json.dumps(_results(lambda i, r: {**r, "reason": "r" * 1001})(
-        _sound_answer())).encode(),
-    "reason longest allowed": lambda: json.dumps(_results(lambda i, r: {**r, "reason": "r" * 1000})(
-        _sound_answer())).encode(),
-    "an index out of order": lambda: json.dumps(_results(lambda i, r: {**r, "index": 2 - i})(
-        _sound_answer())).encode(),
-    "extra keys": lambda: json.dumps(_results(lambda i, r: {**r, "extra": [1, 2]})(
-        {**_sound_answer(), "more": True})).encode(),
-    "a lone surrogate in a reason": lambda: json.dumps(_results(lambda i, r: {**r, "reason": "\ud800"})(
-        _sound_answer())).encode(),
-    "batch id missing": lambda: json.dumps({k: v for k, v in _sound_answer().items() if k != "batch_id"}).encode(),
-    "status null": lambda: json.dumps(_results(lambda i, r: {**r, "status": None})(_sound_answer())).encode(),
+        "reason": f"field 'x{i}' is not in the profile"}),
+    "index as a whole float": _results(lambda i, r: {**r, "index": float(i)}),
+    "index as true": _results(lambda i, r: {**r, "index": i == 1}),
+    "a code too long": _results(lambda i, r: {**r, "code": "c" * 101}),
+    "a reason too long": _results(lambda i, r: {**r, "reason": "r" * 1001}),
+    "reason longest allowed": _results(lambda i, r: {**r, "reason": "r" * 1000}),
+    "an index out of order": _results(lambda i, r: {**r, "index": 2 - i}),
+    "extra keys": lambda b: _results(lambda i, r: {**r, "extra": [1, 2]})({**b, "more": True}),
+    "a lone surrogate in a reason": _results(lambda i, r: {**r, "reason": "\ud800"}),
+    "batch id missing": lambda b: {k: v for k, v in b.items() if k != "batch_id"},
+    "status null": _results(lambda i, r: {**r, "status": None}),
+}
+PUSH_ANSWER_BODIES: dict[str, Callable[[], bytes]] = {
+    **{name: (lambda change=change: json.dumps(change(_sound_answer())).encode())
+       for name, change in PUSH_ANSWER_CHANGES.items()},
     "not json": lambda: b"not json",
     "truncated": lambda: json.dumps(_sound_answer()).encode()[:-5],
 }
