@@ -67,10 +67,11 @@ from .wire import (
 
 log = logging.getLogger("keyworker.sync")
 
-#: Items are encoded as compact JSON, UTF-8 as is: by orjson (several times faster), or by
-#: the standard encoder for what orjson will not write (an integer beyond 64 bits, a lone
-#: surrogate).
-_ITEM_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+#: Items are encoded as compact JSON, UTF-8 as is, by orjson (several times faster); what
+#: orjson will not write (an integer beyond 64 bits, a lone surrogate) by the standard
+#: encoder, with everything beyond ASCII escaped: a lone surrogate has no UTF-8, and goes
+#: as an escape (which the controller's standard parser reads).
+_ITEM_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def encode_item(item: PlannedItem) -> bytes:
@@ -79,7 +80,7 @@ def encode_item(item: PlannedItem) -> bytes:
     try:
         return orjson.dumps(wire)
     except orjson.JSONEncodeError:
-        return _ITEM_ENCODER.encode(wire).encode("utf-8")
+        return _ITEM_ENCODER.encode(wire).encode("ascii")
 
 
 #: Batches on the wire at once, each from its own sender thread. With one, the controller
@@ -585,6 +586,16 @@ class SyncEngine:
         in_flight.extend(chain.from_iterable(writing.keys for writing in self._writing))
         with self._store_needed():
             items = self.ledger.prepare(plans, in_flight=in_flight, projected_before=projected_before)
+        # A participant's items together, in the order they were planned (a stable sort:
+        # each record's versions, and a notice after the data it follows, keep their
+        # order; nothing orders one participant's items against another's). Outbox rows
+        # come in the order records were saved, often a record type at a time, so one
+        # person's items were spread over a chunk's batches, and each answer's sent-log
+        # line went into their part of the sent log's index (migration 0014): each
+        # transaction of answers rewrote pages all over it. Together, a transaction
+        # touches each person's part once. In a push of 51,028 records, the index's pages
+        # written to the WAL went from 4,408 to 2,994, and all pages from 9,862 to 8,532.
+        items.sort(key=_participant)
         batch: list[PlannedItem] = []
         encoded: list[bytes] = []
         size = 0

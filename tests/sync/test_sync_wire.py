@@ -11,9 +11,11 @@ profile needs; a restricted participant's records do not go at all.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 from collections import defaultdict
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -23,9 +25,9 @@ from keyworker_app.records import (
     CaseNote, Confidentiality, Consent, ConsentStatus, Participant,
 )
 from keyworker_app.sharing import IDENTIFIER_FIELDS, latest_consent, load_sharing_profiles
-from sync.engine import RunOutcome, SyncEngine
+from sync.engine import RunOutcome, SyncEngine, encode_item
 from sync.enrolment import open_client
-from sync.projection import WITHDRAWAL_FIELDS, share_one_off
+from sync.projection import WITHDRAWAL_FIELDS, PlannedItem, share_one_off
 from sync.retry import RetryPolicy
 from sync_testkit import TODAY, Laptop, caseload
 
@@ -42,13 +44,15 @@ class Capture:
         self.requests.append((request.url.path, dict(request.headers), request.read()))
 
     def pushed_items(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        for path, headers, body in self.requests:
-            if path != "/v1/push":
-                continue
-            assert headers.get("content-encoding") == "gzip"
-            items.extend(json.loads(gzip.decompress(body))["items"])
-        return items
+        for path, headers, _ in self.requests:
+            if path == "/v1/push":
+                assert headers.get("content-encoding") == "gzip"
+        return [item for items in self.pushes() for item in items]
+
+    def pushes(self) -> list[list[dict[str, Any]]]:
+        """The items of each push, one list per request."""
+        return [json.loads(gzip.decompress(body))["items"]
+                for path, _, body in self.requests if path == "/v1/push"]
 
     def all_plain_bytes(self) -> bytes:
         out = []
@@ -116,6 +120,48 @@ def test_each_recipient_gets_only_its_profiles_fields(synced: tuple[Laptop, Capt
         outside = set(item["fields"]) - allowed
         assert not outside, (item["recipient"], item["record_type"], sorted(outside))
         assert item["idempotency_key"] == f"{item['record_id']}:{item['version']}:{item['recipient']}"
+
+
+def test_a_push_carries_each_participants_items_together_and_in_order(
+    synced: tuple[Laptop, Capture, list[dict[str, Any]]]
+) -> None:
+    """Within a push, a participant's items come one after another (the sent log's index
+    is written a participant at a time), in the order their outbox rows were saved."""
+    laptop, capture, _ = synced
+    with laptop.opened() as store:
+        saved_at = {(record_id, version): seq for record_id, version, seq
+                    in store.db.query("SELECT record_id, version, seq FROM outbox")}
+    pushes = capture.pushes()
+    assert max(len({i["participant_id"] for i in items}) for items in pushes) > 10
+    for items in pushes:
+        runs = [person for person, _ in itertools.groupby(i["participant_id"] for i in items)]
+        assert len(runs) == len(set(runs)), "a participant's items are apart within a push"
+        for _, theirs in itertools.groupby(items, key=lambda i: i["participant_id"]):
+            order = [saved_at[(i["record_id"], i["version"])] for i in theirs]
+            assert order == sorted(order)
+
+
+def test_an_item_goes_as_its_wire_form() -> None:
+    """An item's JSON is its wire form, whatever is in it; what orjson refuses (a lone
+    surrogate, an integer beyond 64 bits) goes the standard encoder's way, still as UTF-8."""
+    sound = PlannedItem(
+        key="c-1:1:employer", record_type="contact", record_id="c-1", version=1, participant_id="p-1",
+        recipient="employer", programme="working_well_ses", strand="", op="upsert",
+        fields={"id": "c-1", "version": 1, "summary": "Met at the library", "hours": 16.5, "tags": ["a"]},
+        field_names=("summary", "hours", "tags"), article_6="consent", article_9=None)
+    items = [
+        sound,
+        sound._replace(fields={"summary": 'a "quote", a \\ and a line\nbreak; café ☃ 😀 \u2028 \x00'}),
+        sound._replace(fields={"summary": "\ud800"}),        # a lone surrogate: orjson refuses it
+        sound._replace(version=2 ** 70),                      # beyond 64 bits: orjson refuses it
+        sound._replace(op="withdraw", fields=MappingProxyType({"status": "withdrawn"})),
+        sound._replace(recipient='an "odd" recipient', programme="ses\u2028", strand="ips", record_type="é"),
+        sound._replace(fields={}),
+    ]
+    for item in items:
+        body = encode_item(item)
+        body.decode("utf-8")   # UTF-8 throughout
+        assert json.loads(body) == json.loads(json.dumps(item.wire())), item
 
 
 def test_an_employer_never_gets_an_nhs_number_or_health_details(
