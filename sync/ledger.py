@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import chain
 from typing import Any
 
 from keyworker_app.records import RECORD_TYPE_BY_NAME
@@ -91,11 +92,20 @@ _REFUSED_SQL = (
 #: A delivered item's sent-log line (migrations 0011, 0014): what differs from line to line,
 #: its basis (what is the same for every item of one kind to one recipient) and its
 #: participant's number.
-_SENT_LINE_SQL = (
-    "INSERT INTO sent_line (person, recipient, record_id, version, basis, one_off_reason,"
-    " sent_at, controller_status) VALUES (?,?,?,?,?,?,?,?)"
-    " ON CONFLICT(person, recipient, record_id, version) DO NOTHING"   # the item's key
-)
+_SENT_LINE_INTO = ("INSERT INTO sent_line (person, recipient, record_id, version, basis, one_off_reason,"
+                   " sent_at, controller_status) VALUES ")
+_SENT_LINE_VALUES = "(?,?,?,?,?,?,?,?)"
+_SENT_LINE_CONFLICT = " ON CONFLICT(person, recipient, record_id, version) DO NOTHING"   # the item's key
+_SENT_LINE_SQL = _SENT_LINE_INTO + _SENT_LINE_VALUES + _SENT_LINE_CONFLICT
+
+#: Sent-log lines go this many to a statement (the rest one to a statement), in order.
+#: ``executemany`` runs a statement per row, and the driver lets go of Python's lock for
+#: each and takes it back after: with the engine's thread busy, the writer waited for the
+#: lock at every line (its 84,469 lines in a push of 51,028 records: 0.44 s of CPU, 1.38 s
+#: of wall time), and each hand-over cost both threads. A hundred to a statement: 2.4%
+#: fewer instructions in the whole push (callgrind, 20,200 records).
+_LINES_AT_ONCE = 100
+_SENT_LINES_SQL = _SENT_LINE_INTO + ",".join([_SENT_LINE_VALUES] * _LINES_AT_ONCE) + _SENT_LINE_CONFLICT
 
 #: Numbers for participants given their first sent-log line (migration 0014): new people
 #: are numbered in the order given, counting up, so their lines go at the end of the index.
@@ -471,7 +481,10 @@ class Ledger:
             people = self._numbers(conn, sent_rows)
             for row in sent_rows:
                 row[0] = people[row[0]]
-            conn.executemany(_SENT_LINE_SQL, sent_rows)
+            whole = len(sent_rows) - len(sent_rows) % _LINES_AT_ONCE
+            conn.executemany(_SENT_LINES_SQL, [tuple(chain.from_iterable(sent_rows[start:start + _LINES_AT_ONCE]))
+                                               for start in range(0, whole, _LINES_AT_ONCE)])
+            conn.executemany(_SENT_LINE_SQL, sent_rows[whole:])
         self._close(conn, closing)
 
     def _numbers(self, conn: Connection, sent_rows: Sequence[list[Any]]) -> dict[str, int]:

@@ -14,7 +14,7 @@ import pytest
 
 from keyworker_app.demo import save_caseload
 from keyworker_app.store.store import Store
-from sync.ledger import Ledger
+from sync.ledger import _LINES_AT_ONCE, Ledger
 from sync.projection import PlannedItem, Projector, SourcePlan
 from sync.wire import ItemAnswer, ItemStatus
 from sync_testkit import caseload
@@ -266,6 +266,22 @@ def test_each_line_points_at_the_basis_it_went_on(store: Store, plans: list[Sour
                                     json.dumps(list(item.field_names)), item.article_6, item.article_9)
     distinct = {(i.recipient, *logged[i.key]) for i in items}
     assert store.db.scalar("SELECT count(*) FROM sent_basis") == len(distinct) < len(items)
+
+
+def test_lines_written_many_to_a_statement_keep_their_order_and_skip_what_is_logged(store: Store) -> None:
+    """Sent-log lines go a hundred to a statement and the rest one by one: every line in
+    answer order, each with its own values, and a line already in the log left as it is
+    (here: the first 30 answered again by a later batch, as "duplicate")."""
+    save_caseload(store, caseload(8, seed=52, keyworker_id=store.actor))
+    ledger = Ledger(store)
+    to_send = ledger.prepare(Projector(store).plan_many(store.outbox_pending(limit=100_000)))
+    assert len(to_send) > 2 * _LINES_AT_ONCE + 30 and len(to_send) % _LINES_AT_ONCE
+    ledger.apply_answers(to_send[:30], answers(to_send[:30]))
+    Ledger(store).apply_answers(to_send, answers(to_send, ItemStatus.DUPLICATE))
+    lines = store.db.query("SELECT idempotency_key, participant_id, recipient, record_id, version,"
+                           " controller_status FROM sent_log ORDER BY seq")
+    assert lines == [(i.key, i.participant_id, i.recipient, i.record_id, i.version,
+                      "accepted" if n < 30 else "duplicate") for n, i in enumerate(to_send)]
 
 
 def _push_everything(store: Store, ledger: Ledger) -> None:
