@@ -25,7 +25,7 @@ from keyworker_app.records import (
     CaseNote, Confidentiality, Consent, ConsentStatus, Participant,
 )
 from keyworker_app.sharing import IDENTIFIER_FIELDS, latest_consent, load_sharing_profiles
-from sync.engine import RunOutcome, SyncEngine, encode_item
+from sync.engine import RunOutcome, SyncConfig, SyncEngine, encode_item
 from sync.enrolment import open_client
 from sync.projection import WITHDRAWAL_FIELDS, PlannedItem, share_one_off
 from sync.retry import RetryPolicy
@@ -162,6 +162,14 @@ def test_an_item_goes_as_its_wire_form() -> None:
         body = encode_item(item)
         body.decode("utf-8")   # UTF-8 throughout
         assert json.loads(body) == json.loads(json.dumps(item.wire())), item
+
+
+def test_a_push_body_is_its_batch_id_and_items_in_order() -> None:
+    engine = SyncEngine.__new__(SyncEngine)   # (batch_body reads only the config)
+    engine.config = SyncConfig()
+    for encoded in ([], [b'{"a":1}'], [b'{"a":1}', b'{"b":"\xc3\xa9"}', b"[3]"]):
+        body = json.loads(gzip.decompress(engine.batch_body("b-7", encoded)))
+        assert body == {"batch_id": "b-7", "items": [json.loads(e) for e in encoded]}
 
 
 def test_an_employer_never_gets_an_nhs_number_or_health_details(
