@@ -280,18 +280,19 @@ class Ledger:
                     if held.version > 1:
                         decided.append((held.participant_id, held.recipient, held.record_id, held.version))
                 for item in plan.items:
-                    if item.key in skip:
+                    key = item.key
+                    if key in skip:
                         continue
-                    status = known.get(item.key)
+                    status = known.get(key)
                     if status in _FINAL:
                         refused |= status == "rejected"
                         continue
-                    if status is not None or item.key in held_here:
+                    if status is not None or key in held_here:
                         # Held back before (in an earlier run, or by an earlier plan here, when
                         # a consent row between them changed the answer): going now.
-                        held_rows.pop(item.key, None)
-                        unheld.append(item.key)
-                    skip.add(item.key)
+                        held_rows.pop(key, None)
+                        unheld.append(key)
+                    skip.add(key)
                     to_send.append(item)
                     if item.version > 1:   # a first version has nothing older to supersede
                         decided.append((item.participant_id, item.recipient, item.record_id, item.version))

@@ -264,6 +264,13 @@ class _RowView:
     columns: tuple[str, ...]
     index: Mapping[str, int]
     converters: Mapping[str, _Converter]
+    # Where the columns every row is checked by are (a case note's confidentiality, an
+    # assessment's form: None for types without one).
+    id_at: int
+    version_at: int
+    participant_at: int
+    confidentiality_at: int | None
+    form_at: int | None
 
 
 @dataclass(frozen=True)
@@ -289,8 +296,12 @@ def _row_view(kind: type[Record], profiles: Mapping[str, SharingProfile]) -> _Ro
     columns = tuple(c for c in codec.columns if c in wanted)
     hints = typing.get_type_hints(kind)
     decoders = dict(zip(codec.columns, codec.decoders))
-    return _RowView(kind, columns, {c: i for i, c in enumerate(columns)},
-                    {c: _json_converter(hints[c], decoders[c]) for c in columns})
+    index = {c: i for i, c in enumerate(columns)}
+    return _RowView(kind, columns, index, {c: _json_converter(hints[c], decoders[c]) for c in columns},
+                    id_at=index["id"], version_at=index["version"],
+                    participant_at=index.get("participant_id", index["id"]),   # (a participant's: its id)
+                    confidentiality_at=index["confidentiality"] if kind is CaseNote else None,
+                    form_at=index.get("form_id"))
 
 
 def _field_plan(view: _RowView, profile: SharingProfile) -> _FieldPlan | None:
@@ -548,8 +559,7 @@ class Projector:
         else:
             found = self._load_rows(view, [row.record_id])
             stored = found[0] if found else None
-        index = view.index
-        if stored is None or stored[index["version"]] != row.version:
+        if stored is None or stored[view.version_at] != row.version:
             return SourcePlan(row.seq, None)   # superseded: a newer row carries the change
         participant = self._participant(row.participant_id)
         if participant is None:
@@ -557,36 +567,32 @@ class Projector:
         plans = self._plans_for(participant, kind)
         if not plans:
             return SourcePlan(row.seq, None)
-        record_id, version = stored[index["id"]], stored[index["version"]]
-        if stored[index["participant_id"]] != participant.id:
+        if stored[view.participant_at] != participant.id:
             raise ValueError("the record does not belong to this participant")
-        confidential = (kind is CaseNote
-                        and stored[index["confidentiality"]] == Confidentiality.HEALTH_TEAM.value)
-        form_id = stored[index["form_id"]] if "form_id" in index else None
-
-        def fill(fields: dict[str, Any], plan: _FieldPlan) -> None:
-            for name, column, convert in plan.getters:
-                fields[name] = convert(stored[column])
-        items, held = self._decide(row, kind, participant, record_id, version, plans, fill,
-                                   confidential, form_id)
+        confidential = (view.confidentiality_at is not None
+                        and stored[view.confidentiality_at] == Confidentiality.HEALTH_TEAM.value)
+        form_id = stored[view.form_at] if view.form_at is not None else None
+        items, held = self._decide(row, kind, participant, stored[view.id_at], stored[view.version_at], plans,
+                                   stored=stored, confidential=confidential, form_id=form_id)
         return _new_item(SourcePlan, (row.seq, None, tuple(items), tuple(held), ()))
 
     def _decide(
         self, row: OutboxItem, kind: type[Record], participant: Participant, record_id: str, version: int,
-        plans: list[tuple[SharingProfile, _FieldPlan | None]],
-        fill: Callable[[dict[str, Any], _FieldPlan], None], confidential: bool = False, form_id: Any = None,
+        plans: list[tuple[SharingProfile, _FieldPlan | None]], *, stored: tuple[Any, ...] | None = None,
+        record: Record | None = None, confidential: bool = False, form_id: Any = None,
     ) -> tuple[list[PlannedItem], list[HeldItem]]:
         """One record version through each of its profiles' field plans: an item for each
-        profile it may go to (``fill`` adds the plan's field values, in its order), a hold
-        for each it may not."""
+        profile it may go to (the plan's field values, in its order, from the ``stored``
+        row, or else from the decoded ``record``), a hold for each it may not."""
         record_type = kind.record_type
+        participant_id = participant.id
         gates = self._gates_of(participant)
         items: list[PlannedItem] = []
         held: list[HeldItem] = []
         for profile, plan in plans:
             key = f"{record_id}:{version}:{profile.id}"
             if confidential:
-                held.append(HeldItem(key, record_type, record_id, version, participant.id,
+                held.append(HeldItem(key, record_type, record_id, version, participant_id,
                                      profile.id, HoldReason.HEALTH_TEAM_CONFIDENTIAL, row.seq))
                 continue
             if plan is None or (plan.assessment_forms is not None and form_id not in plan.assessment_forms):
@@ -594,17 +600,22 @@ class Projector:
             try:
                 reason = gates[profile.id]
             except KeyError:
-                reason = gates[profile.id] = _gate(profile, participant, self._consents_of(participant.id),
+                reason = gates[profile.id] = _gate(profile, participant, self._consents_of(participant_id),
                                                    self.today)
             if reason is not None:
-                held.append(HeldItem(key, record_type, record_id, version, participant.id,
+                held.append(HeldItem(key, record_type, record_id, version, participant_id,
                                      profile.id, reason, row.seq))
                 continue
             fields: dict[str, Any] = {"id": record_id, "version": version, "record_type": record_type,
-                                      "participant_id": participant.id}
-            fill(fields, plan)
+                                      "participant_id": participant_id}
+            if stored is not None:
+                for name, column, convert in plan.getters:
+                    fields[name] = convert(stored[column])
+            else:
+                for name in plan.field_names:
+                    fields[name] = _json_ready(getattr(record, name))
             items.append(_new_item(PlannedItem, (   # fields: a dict made here and never changed
-                key, record_type, record_id, version, participant.id, profile.id,
+                key, record_type, record_id, version, participant_id, profile.id,
                 participant.programme, participant.strand, "upsert", fields,
                 plan.field_names, profile.article_6, plan.article_9, row.seq, None, "",
             )))
@@ -638,12 +649,9 @@ class Projector:
         if isinstance(record, Consent) and record.participant_id != participant.id:
             raise ValueError("the record does not belong to this participant")
 
-        def fill(fields: dict[str, Any], plan: _FieldPlan) -> None:
-            for name in plan.field_names:
-                fields[name] = _json_ready(getattr(record, name))
         # The compiled projection again (see _RowView), from the decoded record.
         planned, held = self._decide(row, kind, participant, record.id, record.version,
-                                     self._plans_for(participant, kind), fill)
+                                     self._plans_for(participant, kind), record=record)
         items = {item.key: item for item in planned}
         requeue: list[Requeue] = []
         if isinstance(record, Consent):
