@@ -403,9 +403,6 @@ class SyncEngine:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyworker-sync-write")
         self._in_flight: deque[_InFlight] = deque()
         self._writing: deque[_Writing] = deque()
-        # How many batches in flight carry items about each (participant, recipient), and
-        # about each participant: what _settle_for asks for every notice and deletion.
-        self._flying: Counter[tuple[str, str] | str] = Counter()
         self._answered: list[_Answered] = []
         self._answered_keys: set[str] = set()
         self._answered_targets: set[tuple[str, str] | str] = set()
@@ -459,7 +456,6 @@ class SyncEngine:
     def _reap(self) -> None:
         """Wait for the oldest batch in flight and keep its answers (written later)."""
         flight = self._in_flight.popleft()
-        self._flying.subtract(flight.targets)
         self._answered.extend(flight.future.result())   # the sender's failure stops the run
         self._answered_keys |= flight.keys
         self._answered_targets |= flight.targets
@@ -565,12 +561,18 @@ class SyncEngine:
         answer back so far: what the sent log would show had each batch been finished and
         written before the next was projected."""
         target: tuple[str, str] | str = participant_id if recipient is None else (participant_id, recipient)
-        if (target not in self._answered_targets and self._flying[target] <= 0
+        if (target not in self._answered_targets and not self._flying(target)
                 and not any(target in writing.targets for writing in self._writing)):
             return
-        while self._flying[target] > 0:
+        while self._flying(target):
             self._reap()
         self._write_all()
+
+    def _flying(self, target: tuple[str, str] | str) -> bool:
+        """Whether a batch in flight carries items about ``target`` (a participant, or a
+        participant and recipient). Asked only before a notice or a deletion, so the batches
+        are looked through (at most _MAX_IN_FLIGHT) rather than counted at every batch."""
+        return any(target in flight.targets for flight in self._in_flight)
 
     def _send_plans(self, plans: Sequence[SourcePlan], projected_before: int = 0) -> None:
         for plan in plans:
@@ -625,7 +627,6 @@ class SyncEngine:
         targets.update(map(_participant, items))
         records = frozenset(map(_record_and_recipient, items))
         after = [f.future for f in self._in_flight if not f.future.done() and not f.records.isdisjoint(records)]
-        self._flying.update(targets)
         self._in_flight.append(_InFlight(
             self._sender.submit(self._deliver, items, encoded, after),
             frozenset(map(_key, items)), frozenset(targets), records, size))
