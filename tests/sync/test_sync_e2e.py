@@ -559,6 +559,34 @@ def test_the_writer_lets_the_engine_in_when_it_needs_the_store(
     assert_each_answer_written_once(controller, laptop, result)
 
 
+def test_while_draining_the_answers_are_written_in_groups_as_they_come(
+    enrolled: tuple[Any, Laptop], monkeypatch: Any
+) -> None:
+    """Once every chunk is sent, the answers still coming back are written in groups of
+    about _WRITE_EVERY items as they arrive, so that writing overlaps with the controller
+    storing the rest, and only the last group is left for after the last answer."""
+    from sync import engine as engine_module
+    from sync.engine import SyncConfig
+
+    controller, laptop = enrolled
+    laptop.add_cases(caseload(3, seed=27))
+    monkeypatch.setattr(engine_module, "_WRITE_EVERY", 6)
+    groups: list[int] = []
+    write_answers = engine_module.SyncEngine._write_answers
+
+    def writing(self: Any, answered: Any) -> Any:
+        groups.append(sum(len(items) for items, _ in answered))
+        return write_answers(self, answered)
+
+    monkeypatch.setattr(engine_module.SyncEngine, "_write_answers", writing)
+    with laptop.opened() as store:   # one chunk: every group is written while draining
+        result = push(store, laptop, SyncConfig(outbox_chunk=1000, outbox_chunk_max=1000, max_batch_items=2))
+    assert result.outcome is RunOutcome.OK
+    assert len(groups) > 3 and all(size >= 6 for size in groups[:-1]), groups
+    assert sum(groups) == result.summary()["accepted"] + result.summary()["duplicate"]
+    assert_each_answer_written_once(controller, laptop, result)
+
+
 def test_answers_are_written_down_by_the_writer_thread(
     enrolled: tuple[Any, Laptop], monkeypatch: Any
 ) -> None:
