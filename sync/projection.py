@@ -33,6 +33,7 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+import msgspec
 import orjson
 
 from keyworker_app.errors import KeyworkerError
@@ -66,11 +67,13 @@ def idempotency_key(record_id: str, version: int, recipient: str) -> str:
     return f"{record_id}:{version}:{recipient}"
 
 
-class PlannedItem(NamedTuple):
+class PlannedItem(msgspec.Struct, frozen=True):
     """One record version for one recipient, projected and ready to push.
 
-    A named tuple, as are the other per-item values here: immutable like a frozen
-    dataclass, and about ten times quicker to make (a sync makes one per item).
+    A frozen msgspec struct: immutable like a frozen dataclass, and made and read in C. A
+    push makes one per item and reads its members a few dozen times on the way (ledger,
+    batches, sent log): a named tuple's member is read through a descriptor, about three
+    times slower, and it is made by a Python-level ``__new__``.
     """
 
     key: str
@@ -106,9 +109,9 @@ class PlannedItem(NamedTuple):
         }
 
 
-#: A named tuple (a PlannedItem, a SourcePlan) from a tuple of all its fields, in order:
-#: what PlannedItem(...) does, without the Python-level __new__ a named tuple's
-#: constructor runs (one per item, one per outbox row).
+#: A named tuple (a SourcePlan) from a tuple of all its fields, in order: what
+#: SourcePlan(...) does, without the Python-level __new__ a named tuple's constructor runs
+#: (one per outbox row).
 _new_item = tuple.__new__
 
 
@@ -614,11 +617,11 @@ class Projector:
             else:
                 for name in plan.field_names:
                     fields[name] = _json_ready(getattr(record, name))
-            items.append(_new_item(PlannedItem, (   # fields: a dict made here and never changed
+            items.append(PlannedItem(   # fields: a dict made here and never changed
                 key, record_type, record_id, version, participant_id, profile.id,
                 participant.programme, participant.strand, "upsert", fields,
                 plan.field_names, profile.article_6, plan.article_9, row.seq, None, "",
-            )))
+            ))
         return items, held
 
     def plan(self, row: OutboxItem) -> SourcePlan:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+import msgspec
 import pytest
 
 from keyworker_app.demo import save_caseload
@@ -216,7 +217,7 @@ def test_an_item_held_by_one_row_and_sent_by_a_later_row_of_the_chunk_is_not_lef
     held = HeldItem(item.key, item.record_type, item.record_id, item.version, item.participant_id,
                     item.recipient, HoldReason.CONSENT_MISSING, plan.outbox_seq)
     earlier = SourcePlan(plan.outbox_seq, None, (), (held,))
-    item = item._replace(outbox_seq=plan.outbox_seq + 100_000)
+    item = msgspec.structs.replace(item, outbox_seq=plan.outbox_seq + 100_000)
     later = SourcePlan(item.outbox_seq, None, (item,))
     with store.db.transaction() as conn:
         conn.execute("INSERT INTO outbox (seq, record_type, record_id, version, participant_id, op,"
