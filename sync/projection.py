@@ -109,10 +109,9 @@ class PlannedItem(msgspec.Struct, frozen=True):
         }
 
 
-#: A named tuple (a SourcePlan) from a tuple of all its fields, in order: what
-#: SourcePlan(...) does, without the Python-level __new__ a named tuple's constructor runs
-#: (one per outbox row).
-_new_item = tuple.__new__
+#: A SourcePlan from a tuple of all its fields, in order: what SourcePlan(...) does, without
+#: the Python-level __new__ a named tuple's constructor runs (one per outbox row).
+_new_plan = tuple.__new__
 
 
 class HeldItem(NamedTuple):
@@ -267,8 +266,8 @@ class _RowView:
     columns: tuple[str, ...]
     index: Mapping[str, int]
     converters: Mapping[str, _Converter]
-    # Where the columns every row is checked by are (a case note's confidentiality, an
-    # assessment's form: None for types without one).
+    # The places of the columns each row is checked by: id, version, participant, and a
+    # case note's confidentiality or an assessment's form (None for other types).
     id_at: int
     version_at: int
     participant_at: int
@@ -577,7 +576,7 @@ class Projector:
         form_id = stored[view.form_at] if view.form_at is not None else None
         items, held = self._decide(row, kind, participant, stored[view.id_at], stored[view.version_at], plans,
                                    stored=stored, confidential=confidential, form_id=form_id)
-        return _new_item(SourcePlan, (row.seq, None, tuple(items), tuple(held), ()))
+        return _new_plan(SourcePlan, (row.seq, None, tuple(items), tuple(held), ()))
 
     def _decide(
         self, row: OutboxItem, kind: type[Record], participant: Participant, record_id: str, version: int,
